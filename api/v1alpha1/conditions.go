@@ -1,0 +1,36 @@
+package v1alpha1
+
+// Condition types of ApiToken and Team.
+const (
+	// ReadyCondition is True when an ApiToken's value verifies (phase Active)
+	// or a Team has been reconciled; when False, its reason says why.
+	ReadyCondition = "Ready"
+)
+
+// Reasons of the Ready condition. Every phase but Active has one of its own,
+// so `kubectl get -o wide` and alerts can tell the states apart.
+const (
+	// ReasonIssued: a value was delivered and verifies.
+	ReasonIssued = "Issued"
+	// ReasonPending: no value has been delivered yet.
+	ReasonPending = "Pending"
+	// ReasonDisabled: spec.disabled is set.
+	ReasonDisabled = "Disabled"
+	// ReasonExpired: the expiry instant has passed.
+	ReasonExpired = "Expired"
+	// ReasonCreatorNotOwner: the creator no longer owns the teams the token
+	// needs and is not an admin.
+	ReasonCreatorNotOwner = "CreatorNotOwner"
+	// ReasonCreatorNotAdmin: the creator of an Admin token is no longer an
+	// admin.
+	ReasonCreatorNotAdmin = "CreatorNotAdmin"
+	// ReasonTeamDeleted: a Team the token belongs to was deleted.
+	ReasonTeamDeleted = "TeamDeleted"
+	// ReasonPolicyViolation: the token breaks a policy of one of its teams.
+	ReasonPolicyViolation = "PolicyViolation"
+	// ReasonSecretConflict: a Secret the operator does not own has the name
+	// the token would be delivered to; it is left untouched.
+	ReasonSecretConflict = "SecretConflict"
+	// ReasonReconciled: a Team's status is up to date.
+	ReasonReconciled = "Reconciled"
+)

@@ -1,0 +1,52 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	"github.com/tokenwarden/tokenwarden/internal/controlplane"
+)
+
+// These specs run against a real kube-apiserver and etcd with the generated
+// CRDs installed: they prove that the OpenAPI and CEL rules written as
+// markers refuse bad objects, which no unit test of the Go types can.
+
+var (
+	testEnv   *envtest.Environment
+	k8sClient client.Client
+	ctx       context.Context
+)
+
+func TestAPIValidation(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "API validation suite")
+}
+
+var _ = BeforeSuite(func() {
+	ctx = context.Background()
+	var err error
+	testEnv, err = controlplane.New(controlplane.Options{})
+	Expect(err).NotTo(HaveOccurred())
+	cfg, err := testEnv.Start()
+	Expect(err).NotTo(HaveOccurred())
+
+	scheme := runtime.NewScheme()
+	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
+	Expect(v1alpha1.AddToScheme(scheme)).To(Succeed())
+	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+})
+
+var _ = AfterSuite(func() {
+	if testEnv != nil {
+		Expect(testEnv.Stop()).To(Succeed())
+	}
+})

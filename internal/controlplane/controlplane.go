@@ -1,0 +1,149 @@
+// Package controlplane starts a real kube-apiserver and etcd, built by
+// hack/controlplane.sh, with Tokenwarden's CRDs installed. The envtest suites
+// and the local mode (--dev) both use it, so tests and newcomers run against
+// the same control plane.
+package controlplane
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/tokenwarden/tokenwarden/config/crd"
+)
+
+// AssetsEnv is the variable envtest reads the binaries' directory from.
+const AssetsEnv = "KUBEBUILDER_ASSETS"
+
+// Options configure a control plane.
+type Options struct {
+	// AssetsDir holds kube-apiserver, etcd and kubectl. Empty means
+	// $KUBEBUILDER_ASSETS, else the newest complete build under
+	// <repository>/bin/k8s.
+	AssetsDir string
+
+	// EtcdDataDir keeps etcd's data across runs when set; empty means a
+	// temporary directory removed on Stop.
+	EtcdDataDir string
+
+	// CertDir is where the API server's certificates go; empty means a
+	// temporary directory. It must not hold certificates of an earlier run.
+	CertDir string
+
+	// APIServerArgs are set on kube-apiserver in addition to envtest's.
+	APIServerArgs map[string][]string
+
+	// Output, when set, receives the control plane processes' output.
+	Output io.Writer
+}
+
+// New returns an envtest environment, not yet started, with the CRDs of
+// config/crd/bases.
+func New(opts Options) (*envtest.Environment, error) {
+	assets, err := ResolveAssetsDir(opts.AssetsDir)
+	if err != nil {
+		return nil, err
+	}
+	crds, err := CRDs()
+	if err != nil {
+		return nil, err
+	}
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: assets,
+		CRDs:                  crds,
+		ErrorIfCRDPathMissing: true,
+	}
+	env.ControlPlane.Etcd = &envtest.Etcd{DataDir: opts.EtcdDataDir, Out: opts.Output, Err: opts.Output}
+	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: opts.CertDir, Out: opts.Output, Err: opts.Output}
+	names := make([]string, 0, len(opts.APIServerArgs))
+	for name := range opts.APIServerArgs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		env.ControlPlane.APIServer.Configure().Set(name, opts.APIServerArgs[name]...)
+	}
+	return env, nil
+}
+
+// ResolveAssetsDir returns dir if set, else $KUBEBUILDER_ASSETS, else the
+// newest complete build of hack/controlplane.sh, with an error that says how
+// to build one when there is none.
+func ResolveAssetsDir(dir string) (string, error) {
+	if dir == "" {
+		dir = os.Getenv(AssetsEnv)
+	}
+	if dir == "" {
+		stamps, _ := filepath.Glob(filepath.Join(repositoryRoot(), "bin", "k8s", "*", ".stamp"))
+		if len(stamps) == 0 {
+			return "", errors.New("no control plane binaries: run `make controlplane` (or `make test`, which builds them), or set " + AssetsEnv)
+		}
+		sort.Strings(stamps)
+		dir = filepath.Dir(stamps[len(stamps)-1])
+	}
+	for _, bin := range []string{"kube-apiserver", "etcd", "kubectl"} {
+		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
+			return "", fmt.Errorf("control plane directory %s lacks %s: run `make controlplane`: %w", dir, bin, err)
+		}
+	}
+	return filepath.Abs(dir)
+}
+
+// CRDs parses the embedded CRD manifests.
+func CRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	files, err := fs.Glob(crd.Bases, "bases/*.yaml")
+	if err != nil {
+		return nil, err
+	}
+	var crds []*apiextensionsv1.CustomResourceDefinition
+	for _, name := range files {
+		data, err := crd.Bases.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+		for {
+			doc, err := reader.Read()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("reading %s: %w", name, err)
+			}
+			if len(bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(doc), []byte("---")))) == 0 {
+				continue
+			}
+			obj := &apiextensionsv1.CustomResourceDefinition{}
+			if err := yaml.UnmarshalStrict(doc, obj); err != nil {
+				return nil, fmt.Errorf("parsing %s: %w", name, err)
+			}
+			crds = append(crds, obj)
+		}
+	}
+	if len(crds) == 0 {
+		return nil, errors.New("no CRDs embedded: run `make manifests`")
+	}
+	return crds, nil
+}
+
+// repositoryRoot is the checkout this package was compiled from; tests run
+// in their package's directory, so a relative path would not do.
+func repositoryRoot() string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "."
+	}
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}

@@ -1,0 +1,168 @@
+// Package devenv is Tokenwarden's local mode: a real kube-apiserver and etcd
+// on this machine, the CRDs installed and an admin kubeconfig written, so the
+// operator can run against it without any cluster.
+//
+// State lives in one directory (bin/dev by default): etcd's data survives a
+// restart, certificates and kubeconfigs are made anew on every start.
+package devenv
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/tokenwarden/tokenwarden/internal/controlplane"
+)
+
+// AdminKubeconfig is the name, inside the state directory, of the kubeconfig
+// of a cluster admin (group system:masters, so it may impersonate anyone).
+const AdminKubeconfig = "admin.kubeconfig"
+
+// Options configure the local mode.
+type Options struct {
+	// StateDir holds etcd's data, the API server's certificates, the
+	// kubeconfigs and the control plane's log.
+	StateDir string
+	// AssetsDir holds kube-apiserver, etcd and kubectl; see controlplane.Options.
+	AssetsDir string
+}
+
+// Env is a running local control plane.
+type Env struct {
+	// Config is a cluster-admin client configuration for the operator.
+	Config *rest.Config
+	// AdminKubeconfig is the path of the admin kubeconfig.
+	AdminKubeconfig string
+	// Kubectl is the path of the kubectl built with the control plane.
+	Kubectl string
+	// APIServerURL is where kube-apiserver listens.
+	APIServerURL string
+	// Reaped counts control plane processes of an earlier, killed run that
+	// Start stopped.
+	Reaped int
+
+	env *envtest.Environment
+	log *os.File
+}
+
+// Start stops what an earlier, killed run left behind in opts.StateDir, then
+// starts etcd and kube-apiserver, installs the CRDs and writes the admin
+// kubeconfig.
+func Start(opts Options) (*Env, error) {
+	stateDir, err := filepath.Abs(opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	certDir := filepath.Join(stateDir, "apiserver")
+	// Certificates are made per start; envtest would reuse stale ones.
+	if err := os.RemoveAll(certDir); err != nil {
+		return nil, err
+	}
+	for _, dir := range []string{stateDir, certDir, filepath.Join(stateDir, "etcd")} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	reaped := reapOrphans(stateDir)
+	logFile, err := os.OpenFile(filepath.Join(stateDir, "controlplane.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	env, err := controlplane.New(controlplane.Options{
+		AssetsDir:   opts.AssetsDir,
+		EtcdDataDir: filepath.Join(stateDir, "etcd"),
+		CertDir:     certDir,
+		Output:      logFile,
+	})
+	if err != nil {
+		_ = logFile.Close()
+		return nil, err
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		_ = env.Stop()
+		_ = logFile.Close()
+		return nil, fmt.Errorf("starting the local control plane (its log: %s): %w", logFile.Name(), err)
+	}
+	e := &Env{Config: cfg, env: env, log: logFile, APIServerURL: cfg.Host, Reaped: reaped,
+		Kubectl: filepath.Join(env.BinaryAssetsDirectory, "kubectl")}
+
+	admin, err := env.AddUser(envtest.User{Name: "tokenwarden-dev-admin", Groups: []string{"system:masters"}}, nil)
+	if err == nil {
+		e.AdminKubeconfig = filepath.Join(stateDir, AdminKubeconfig)
+		err = writeKubeconfig(admin, e.AdminKubeconfig)
+	}
+	if err != nil {
+		_ = e.Stop()
+		return nil, fmt.Errorf("writing the admin kubeconfig: %w", err)
+	}
+	return e, nil
+}
+
+// Stop stops kube-apiserver and etcd and waits for them to exit.
+func (e *Env) Stop() error {
+	err := e.env.Stop()
+	return errors.Join(err, e.log.Close())
+}
+
+func writeKubeconfig(user *envtest.AuthenticatedUser, path string) error {
+	data, err := user.KubeConfig()
+	if err != nil {
+		return err
+	}
+	// envtest names its context after itself; a neutral name reads better in
+	// `kubectl config current-context`.
+	data = bytes.ReplaceAll(data, []byte("envtest"), []byte("tokenwarden-dev"))
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// reapOrphans ends control plane processes of an earlier run that was killed
+// before it could stop them: they hold etcd's data directory locked. They
+// are recognised by their command line naming stateDir.
+func reapOrphans(stateDir string) int {
+	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil || len(procs) == 0 {
+		return 0 // not Linux: nothing to reap this way
+	}
+	var orphans []int
+	for _, cmdline := range procs {
+		data, err := os.ReadFile(cmdline)
+		if err != nil || !bytes.Contains(data, []byte(stateDir+string(filepath.Separator))) {
+			continue
+		}
+		exe := filepath.Base(string(bytes.SplitN(data, []byte{0}, 2)[0]))
+		if exe != "etcd" && exe != "kube-apiserver" {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(cmdline)))
+		if err == nil && pid != os.Getpid() {
+			orphans = append(orphans, pid)
+		}
+	}
+	for _, pid := range orphans {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, pid := range orphans {
+		for syscall.Kill(pid, 0) == nil {
+			if time.Now().After(deadline) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return len(orphans)
+}

@@ -1,0 +1,169 @@
+// Command tokenwarden runs the Tokenwarden operator: the controllers
+// (leader-elected), and later the admission webhooks and the verification
+// server. With --dev it first starts a local control plane and runs against
+// that, so a machine without a cluster sees the whole product work.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	"github.com/tokenwarden/tokenwarden/controllers"
+	"github.com/tokenwarden/tokenwarden/internal/devenv"
+)
+
+var (
+	scheme   = runtime.NewScheme()
+	setupLog = ctrl.Log.WithName("setup")
+)
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+}
+
+type options struct {
+	metricsAddr     string
+	probeAddr       string
+	leaderElect     bool
+	dev             bool
+	devDir          string
+	controlPlaneDir string
+}
+
+func main() {
+	var opts options
+	flag.StringVar(&opts.metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
+	flag.StringVar(&opts.probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
+	flag.BoolVar(&opts.leaderElect, "leader-elect", false, "Elect a leader among replicas so only one runs the controllers.")
+	flag.BoolVar(&opts.dev, "dev", false, "Local mode: start a kube-apiserver and etcd on this machine, install the CRDs, and run against them.")
+	flag.StringVar(&opts.devDir, "dev-dir", filepath.Join("bin", "dev"), "Local mode: directory for etcd data, certificates, kubeconfigs and logs.")
+	flag.StringVar(&opts.controlPlaneDir, "control-plane-dir", "", "Local mode: directory with kube-apiserver, etcd and kubectl (default: $KUBEBUILDER_ASSETS, else bin/k8s/<version>).")
+	zapOpts := zap.Options{Development: false}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+
+	if err := run(ctrl.SetupSignalHandler(), opts); err != nil {
+		setupLog.Error(err, "Tokenwarden stopped with an error")
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, opts options) error {
+	var (
+		cfg   *rest.Config
+		local *devenv.Env
+		err   error
+	)
+	if opts.dev {
+		setupLog.Info("Starting the local control plane", "dir", opts.devDir)
+		local, err = devenv.Start(devenv.Options{StateDir: opts.devDir, AssetsDir: opts.controlPlaneDir})
+		if err != nil {
+			return err
+		}
+		// Stopping the control plane is the last thing on every way out, so
+		// Ctrl-C leaves no process behind.
+		defer func() {
+			setupLog.Info("Stopping the local control plane")
+			if err := local.Stop(); err != nil {
+				setupLog.Error(err, "Stopping the local control plane failed")
+			}
+		}()
+		if local.Reaped > 0 {
+			setupLog.Info("Stopped control plane processes left by an earlier run", "count", local.Reaped)
+		}
+		cfg = local.Config
+	} else if cfg, err = ctrl.GetConfig(); err != nil {
+		return fmt.Errorf("no cluster configured (use --dev for the local mode): %w", err)
+	}
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: opts.metricsAddr},
+		HealthProbeBindAddress: opts.probeAddr,
+		LeaderElection:         opts.leaderElect,
+		LeaderElectionID:       "tokenwarden.auth.tokenwarden.io",
+		// Releasing the lease on a clean shutdown lets a standby take over at
+		// once instead of after the lease expires.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         cacheOptions(),
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := controllers.SetupIndexes(ctx, mgr); err != nil {
+		return fmt.Errorf("registering cache indexes: %w", err)
+	}
+	if err := (&controllers.TeamReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the Team controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	if local != nil {
+		if err := mgr.Add(readyBanner(local)); err != nil {
+			return err
+		}
+	}
+
+	setupLog.Info("Starting the operator")
+	return mgr.Start(ctx)
+}
+
+// cacheOptions caches only the Secrets Tokenwarden manages, never every
+// Secret in the cluster, and drops managed fields from everything cached:
+// both keep memory flat however large the cluster is.
+func cacheOptions() cache.Options {
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})},
+		},
+	}
+}
+
+// readyBanner prints the one line a newcomer needs once the operator's
+// caches are in sync (runnables start only after that).
+func readyBanner(local *devenv.Env) manager.RunnableFunc {
+	return func(ctx context.Context) error {
+		fmt.Printf("tokenwarden: ready: local control plane at %s; in another terminal: %s --kubeconfig %s apply -f config/samples/ (Ctrl-C here stops everything)\n",
+			local.APIServerURL, relative(local.Kubectl), relative(local.AdminKubeconfig))
+		<-ctx.Done()
+		return nil
+	}
+}
+
+// relative shortens path to one relative to the working directory, when
+// that is shorter, so the printed command can be pasted as is.
+func relative(path string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return path
+	}
+	if rel, err := filepath.Rel(wd, path); err == nil && len(rel) < len(path) {
+		return rel
+	}
+	return path
+}
