@@ -144,7 +144,3 @@ type TeamList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Team `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&Team{}, &TeamList{})
-}
