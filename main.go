@@ -17,6 +17,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -27,7 +28,9 @@ import (
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/controllers"
+	"github.com/tokenwarden/tokenwarden/internal/authz"
 	"github.com/tokenwarden/tokenwarden/internal/devenv"
+	"github.com/tokenwarden/tokenwarden/internal/token"
 )
 
 var (
@@ -47,6 +50,7 @@ type options struct {
 	dev             bool
 	devDir          string
 	controlPlaneDir string
+	tokenBase       string
 }
 
 func main() {
@@ -57,6 +61,7 @@ func main() {
 	flag.BoolVar(&opts.dev, "dev", false, "Local mode: start a kube-apiserver and etcd on this machine, install the CRDs, and run against them.")
 	flag.StringVar(&opts.devDir, "dev-dir", filepath.Join("bin", "dev"), "Local mode: directory for etcd data, certificates, kubeconfigs and logs.")
 	flag.StringVar(&opts.controlPlaneDir, "control-plane-dir", "", "Local mode: directory with kube-apiserver, etcd and kubectl (default: $KUBEBUILDER_ASSETS, else bin/k8s/<version>).")
+	flag.StringVar(&opts.tokenBase, "token-prefix", token.DefaultBase, "Base prefix of issued token values (lowercase letters and digits); a type letter and \"_\" follow it, e.g. \"twt_\".")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -115,6 +120,16 @@ func run(ctx context.Context, opts options) error {
 	}
 	if err := (&controllers.TeamReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the Team controller: %w", err)
+	}
+	if err := (&controllers.ApiTokenReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Clock:     clock.RealClock{},
+		Format:    token.Format{Base: opts.tokenBase},
+		Admins:    &authz.SubjectAccessReviewer{Client: mgr.GetClient()},
+		Recorder:  mgr.GetEventRecorder("tokenwarden"),
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the ApiToken controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

@@ -52,6 +52,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.type != 'Team' || (has(self.teams) && size(self.teams) > 0)",message="teams is required when type is Team",fieldPath=".teams",reason="FieldValueRequired"
 // +kubebuilder:validation:XValidation:rule="self.type == 'Team' || !has(self.teams)",message="teams is forbidden unless type is Team",fieldPath=".teams",reason="FieldValueForbidden"
 // +kubebuilder:validation:XValidation:rule="!(has(self.expiresAt) && has(self.lifetime))",message="expiresAt and lifetime are mutually exclusive: set at most one",fieldPath=".lifetime"
+// +kubebuilder:validation:XValidation:rule="!has(self.rotation) || !has(self.rotation.renewBefore) || has(self.lifetime)",message="rotation.renewBefore needs lifetime: a fixed expiresAt cannot be renewed",fieldPath=".rotation.renewBefore"
 // +kubebuilder:validation:XValidation:rule="has(self.secretName) == has(oldSelf.secretName) && (!has(self.secretName) || self.secretName == oldSelf.secretName)",message="secretName is immutable",fieldPath=".secretName"
 type ApiTokenSpec struct {
 	// type is Team, Wildcard or Admin; it decides who may create the token and
@@ -132,7 +133,8 @@ type RotationSpec struct {
 	Overlap *Duration `json:"overlap,omitempty"`
 
 	// renewBefore issues a new value automatically this long before the
-	// current one expires. Unset means values are only replaced on recreate.
+	// current one expires; it needs spec.lifetime, and is ignored when not
+	// shorter than it. Unset means values are only replaced on recreate.
 	// +optional
 	RenewBefore *Duration `json:"renewBefore,omitempty"`
 }

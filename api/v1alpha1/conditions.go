@@ -24,6 +24,10 @@ const (
 	// ReasonCreatorNotAdmin: the creator of an Admin token is no longer an
 	// admin.
 	ReasonCreatorNotAdmin = "CreatorNotAdmin"
+	// ReasonCreatorUnknown: the token has no valid creator annotation, so
+	// nobody can be held entitled to it; it is not issued. This happens when
+	// it was created while the admission webhook was absent.
+	ReasonCreatorUnknown = "CreatorUnknown"
 	// ReasonTeamDeleted: a Team the token belongs to was deleted.
 	ReasonTeamDeleted = "TeamDeleted"
 	// ReasonPolicyViolation: the token breaks a policy of one of its teams.

@@ -142,6 +142,9 @@ var _ = Describe("ApiToken", func() {
 		Entry("zero renewBefore", func() client.Object {
 			return b.ApiToken(uniqueName("t"), ns, b.WithLifetime("30d"), b.WithRotation("", "0s"))
 		}, "spec.rotation.renewBefore", "must be a positive duration"),
+		Entry("renewBefore with a fixed expiresAt", func() client.Object {
+			return b.ApiToken(uniqueName("t"), ns, b.WithExpiresAt(time.Now().Add(time.Hour)), b.WithRotation("", "1h"))
+		}, "spec.rotation.renewBefore", "renewBefore needs lifetime"),
 		Entry("scope with a space", func() client.Object {
 			return b.ApiToken(uniqueName("t"), ns, b.WithScopes("read", "read orders"))
 		}, "spec.scopes[1]", "should match"),

@@ -5,6 +5,7 @@
 package builder
 
 import (
+	"encoding/json"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -175,5 +176,17 @@ func WithPolicy(maxLifetime string, requireExpiry bool, allowedScopes ...string)
 			policy.AllowedScopes = append(policy.AllowedScopes, v1alpha1.ScopeGlob(s))
 		}
 		t.Spec.Policy = policy
+	}
+}
+
+// WithCreator records username (with groups) as the creator, as the
+// admission webhook does at CREATE.
+func WithCreator(username string, groups ...string) ApiTokenOption {
+	return func(t *v1alpha1.ApiToken) {
+		data, err := json.Marshal(v1alpha1.UserIdentity{Username: username, Groups: groups})
+		if err != nil {
+			panic(err)
+		}
+		metav1.SetMetaDataAnnotation(&t.ObjectMeta, v1alpha1.CreatorAnnotation, string(data))
 	}
 }

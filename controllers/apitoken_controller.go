@@ -1,0 +1,216 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	"github.com/tokenwarden/tokenwarden/internal/authz"
+	"github.com/tokenwarden/tokenwarden/internal/lifecycle"
+	"github.com/tokenwarden/tokenwarden/internal/token"
+)
+
+// ApiTokenReconciler issues token values into Secrets, expires, renews and
+// recreates them, and withdraws them when the creator is no longer entitled.
+//
+// # Crash safety
+//
+// The status is the record of truth, the Secret only the delivery: every
+// change of value writes the status first (with an optimistic lock, so a
+// reconcile working from a stale cache fails instead of issuing twice) and
+// the Secret second. A crash between the two leaves a status whose digest no
+// Secret holds; the next reconcile confirms the Secret against the API server
+// and issues afresh. The lost value was never delivered, so nothing anyone
+// holds is lost, and a value found in a Secret is never adopted into the
+// status. Withdrawing works the same way: the status says Expired or
+// Invalidated before the value leaves the Secret, so the verifier, which
+// reads the status, refuses it from the first write on. Two writes per
+// issued token, no more.
+type ApiTokenReconciler struct {
+	client.Client
+	// APIReader reads around the cache. The cache may lag behind a write the
+	// reconciler just made and holds only labelled Secrets, so a reissue is
+	// confirmed against the API server before it happens.
+	APIReader client.Reader
+	// Clock is read once per reconcile.
+	Clock clock.PassiveClock
+	// Format makes token values.
+	Format token.Format
+	// Admins answers admin standing (SubjectAccessReview).
+	Admins authz.AdminChecker
+	// Recorder emits Events; they never carry a value.
+	Recorder events.EventRecorder
+}
+
+// +kubebuilder:rbac:groups=auth.tokenwarden.io,resources=apitokens,verbs=get;list;watch
+// +kubebuilder:rbac:groups=auth.tokenwarden.io,resources=apitokens/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=auth.tokenwarden.io,resources=teams,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles;clusterrolebindings,verbs=get;list;watch
+
+// apiTokenScope is what one reconcile knows and has decided.
+type apiTokenScope struct {
+	token *v1alpha1.ApiToken
+	// base is the object as the API server last confirmed it; status patches
+	// are computed against it.
+	base *v1alpha1.ApiToken
+	now  time.Time
+
+	creator     *v1alpha1.UserIdentity
+	lifetime    *time.Duration
+	renewBefore *time.Duration
+
+	// secret is the delivered Secret as observed (nil when missing), and
+	// secretState what it holds relative to the status.
+	secret      *corev1.Secret
+	secretState lifecycle.SecretState
+
+	// blocked is set when the token may hold no value (not entitled, or
+	// against policy); outcome is the phase and Ready reason decided.
+	blocked bool
+	outcome outcome
+}
+
+// outcome is the phase a reconcile decided on, with its Ready reason.
+type outcome struct {
+	phase   v1alpha1.ApiTokenPhase
+	reason  string
+	message string
+}
+
+// Reconcile is the skeleton: get, snapshot, one deferred status patch, then
+// the phases in order.
+func (r *ApiTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	tok := &v1alpha1.ApiToken{}
+	if err := r.Get(ctx, req.NamespacedName, tok); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !tok.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // the Secret goes with it, by its ownerRef
+	}
+	s := &apiTokenScope{token: tok, base: tok.DeepCopy(), now: r.Clock.Now()}
+	defer func() {
+		if retErr != nil {
+			return // observedGeneration moves only with a successful reconcile
+		}
+		if err := r.commitStatus(ctx, s); err != nil {
+			retErr = err
+		}
+	}()
+
+	phases := []func(context.Context, *apiTokenScope) (ctrl.Result, error){
+		r.reconcileSpec,
+		r.reconcileEntitlement,
+		r.reconcileSecret,
+		r.reconcileOverlap,
+		r.reconcileWakeup,
+	}
+	for _, phase := range phases {
+		res, err := phase(ctx, s)
+		result = lowestRequeue(result, res)
+		if err != nil {
+			return result, err
+		}
+	}
+	return result, nil
+}
+
+// commitStatus computes the status from the scope and writes it if it
+// changed, with an optimistic lock: a reconcile that worked from a stale
+// object gets a conflict and runs again, instead of overwriting newer truth.
+func (r *ApiTokenReconciler) commitStatus(ctx context.Context, s *apiTokenScope) error {
+	setStatus(s)
+	if err := patchStatus(ctx, r.Client, s.token, s.base, func(t *v1alpha1.ApiToken) any { return t.Status },
+		client.MergeFromWithOptimisticLock{}); err != nil {
+		return fmt.Errorf("patching ApiToken status: %w", err)
+	}
+	s.base = s.token.DeepCopy()
+	return nil
+}
+
+// lowestRequeue merges two results: the earliest requested wake-up wins.
+func lowestRequeue(a, b ctrl.Result) ctrl.Result {
+	if a.RequeueAfter == 0 || (b.RequeueAfter > 0 && b.RequeueAfter < a.RequeueAfter) {
+		a.RequeueAfter = b.RequeueAfter
+	}
+	return a
+}
+
+// SetupWithManager watches ApiTokens and their Secrets, the Teams that
+// decide entitlement (through indexes, so a Team change touches only its
+// tokens), and cluster RBAC, which decides admin standing.
+func (r *ApiTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.ApiToken{}).
+		Owns(&corev1.Secret{}).
+		Watches(&v1alpha1.Team{}, handler.EnqueueRequestsFromMapFunc(r.tokensOfTeam)).
+		Watches(&rbacv1.ClusterRoleBinding{}, handler.EnqueueRequestsFromMapFunc(r.tokensAfterRBACChange), builder.OnlyMetadata).
+		Watches(&rbacv1.ClusterRole{}, handler.EnqueueRequestsFromMapFunc(r.tokensAfterRBACChange), builder.OnlyMetadata).
+		Named("apitoken").
+		Complete(r)
+}
+
+// tokensOfTeam maps a Team (old and new, on updates) to the tokens whose
+// entitlement it may decide: its Team tokens, and the Wildcard tokens of
+// its owners.
+func (r *ApiTokenReconciler) tokensOfTeam(ctx context.Context, obj client.Object) []reconcile.Request {
+	team, ok := obj.(*v1alpha1.Team)
+	if !ok {
+		return nil
+	}
+	seen := map[reconcile.Request]bool{}
+	var requests []reconcile.Request
+	add := func(index, key string) {
+		tokens := &v1alpha1.ApiTokenList{}
+		if err := r.List(ctx, tokens, client.MatchingFields{index: key}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Listing tokens by index failed", "index", index)
+			return
+		}
+		for i := range tokens.Items {
+			req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&tokens.Items[i])}
+			if !seen[req] {
+				seen[req] = true
+				requests = append(requests, req)
+			}
+		}
+	}
+	add(TeamsIndex, team.Name)
+	for _, owner := range team.Spec.Owners {
+		add(WildcardCreatorIndex, authz.SubjectKey(owner))
+	}
+	return requests
+}
+
+// tokensAfterRBACChange forgets every remembered admin answer and re-checks
+// every token, since any cluster RBAC change may promote or demote anyone.
+func (r *ApiTokenReconciler) tokensAfterRBACChange(ctx context.Context, _ client.Object) []reconcile.Request {
+	if forgetter, ok := r.Admins.(interface{ Forget() }); ok {
+		forgetter.Forget()
+	}
+	tokens := &v1alpha1.ApiTokenList{}
+	if err := r.List(ctx, tokens); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing tokens after an RBAC change failed")
+		return nil
+	}
+	requests := make([]reconcile.Request, 0, len(tokens.Items))
+	for i := range tokens.Items {
+		if tokens.Items[i].Status.Phase == v1alpha1.PhaseInvalidated {
+			continue // final
+		}
+		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&tokens.Items[i])})
+	}
+	return requests
+}

@@ -1,0 +1,330 @@
+package controllers_test
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	b "github.com/tokenwarden/tokenwarden/internal/builder"
+	"github.com/tokenwarden/tokenwarden/internal/token"
+)
+
+var specSeq atomic.Int64
+
+// unique names objects per spec, so specs share one API server safely.
+func unique(prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, specSeq.Add(1))
+}
+
+// ownedTeam creates a Team owned by the given user names.
+func ownedTeam(owners ...string) *v1alpha1.Team {
+	subjects := make([]v1alpha1.Subject, len(owners))
+	for i, o := range owners {
+		subjects[i] = b.User(o)
+	}
+	team := b.Team(unique("team"), b.WithOwners(subjects...), b.WithNamespaces(managedNamespace))
+	ExpectWithOffset(1, k8sClient.Create(ctx, team)).To(Succeed())
+	return team
+}
+
+// makeAdmin binds user to a ClusterRole with the verb admin on apitokens,
+// and returns the binding.
+func makeAdmin(user string) *rbacv1.ClusterRoleBinding {
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: unique("tokenwarden-admin")},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"apitokens"}, Verbs: []string{v1alpha1.AdminVerb}}},
+	}
+	ExpectWithOffset(1, k8sClient.Create(ctx, role)).To(Succeed())
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+	}
+	ExpectWithOffset(1, k8sClient.Create(ctx, binding)).To(Succeed())
+	return binding
+}
+
+func create(tok *v1alpha1.ApiToken) *v1alpha1.ApiToken {
+	ExpectWithOffset(1, k8sClient.Create(ctx, tok)).To(Succeed())
+	return tok
+}
+
+var _ = Describe("ApiToken controller", func() {
+	Describe("issuing", func() {
+		It("delivers a value into an owned Secret and keeps only its digest", func() {
+			team := ownedTeam("jane")
+			tok := create(b.ApiToken(unique("ci"), managedNamespace, b.TeamToken(team.Name), b.WithCreator("jane", "devs"),
+				b.WithLifetime("30d"), b.WithScopes("orders:read"),
+				b.WithSecretLabels(map[string]string{"app": "ci"})))
+
+			got, value := eventuallyDelivered(tok)
+			Expect(got.Status.TokenHash).To(MatchRegexp(`^sha256:[0-9a-f]{64}$`))
+			Expect(got.Status.TokenPrefix).NotTo(BeEmpty())
+			Expect(value).To(HavePrefix(got.Status.TokenPrefix))
+			Expect(len(got.Status.TokenPrefix)).To(BeNumerically("<", len(value)/4), "the prefix must not give the value away")
+			Expect(got.Status.IssuedAt.Time).To(BeTemporally("==", clock.Now().Truncate(time.Second)))
+			Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", got.Status.IssuedAt.Add(30*24*time.Hour)))
+			Expect(got.Status.Creator.Username).To(Equal("jane"))
+			Expect(got.Status.SecretRef.Name).To(Equal(tok.Name))
+			ready := apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition)
+			Expect(ready.Status).To(Equal(metav1.ConditionTrue))
+			Expect(ready.Reason).To(Equal(v1alpha1.ReasonIssued))
+
+			secret := getSecret(Default, managedNamespace, tok.Name)
+			Expect(secret.Type).To(Equal(corev1.SecretType(v1alpha1.SecretType)))
+			Expect(secret.Labels).To(HaveKeyWithValue(v1alpha1.ManagedByLabel, v1alpha1.ManagedByValue))
+			Expect(secret.Labels).To(HaveKeyWithValue("app", "ci"))
+			Expect(metav1.IsControlledBy(secret, got)).To(BeTrue(), "the Secret must be deleted with its ApiToken")
+			Expect(token.Format{Base: token.DefaultBase}.Parse(value)).To(Equal(v1alpha1.TeamTokenType))
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement("Issued")) }).Should(Succeed())
+		})
+
+		It("writes exactly twice per issued token, and never when idle", func() {
+			team := ownedTeam("jane")
+			// Let earlier specs' work settle, so the count is this token's.
+			var before int64
+			Eventually(func(g Gomega) {
+				before = writes.Load()
+				g.Consistently(writes.Load, time.Second, 50*time.Millisecond).Should(Equal(before))
+			}, 20*time.Second).Should(Succeed())
+			tok := create(b.ApiToken(unique("count"), managedNamespace, b.TeamToken(team.Name), b.WithCreator("jane")))
+			eventuallyDelivered(tok)
+			Consistently(writes.Load, 3*time.Second, 100*time.Millisecond).Should(Equal(before+2),
+				"happy path: one status patch and one Secret create; then an idle cluster sees no writes")
+		})
+
+		It("uses secretName and never takes over a Secret it does not own", func() {
+			foreign := &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Name: unique("foreign"), Namespace: managedNamespace},
+				StringData: map[string]string{"token": "theirs"},
+			}
+			Expect(k8sClient.Create(ctx, foreign)).To(Succeed())
+			tok := create(b.ApiToken(unique("conflict"), managedNamespace, b.WithCreator("admin-1"),
+				b.WithType(v1alpha1.AdminTokenType), b.WithSecretName(foreign.Name)))
+			makeAdmin("admin-1")
+
+			got := eventuallyPhase(tok, v1alpha1.PhaseFailed)
+			Expect(apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition).Reason).To(Equal(v1alpha1.ReasonSecretConflict))
+			Expect(got.Status.TokenHash).To(BeEmpty())
+			Expect(getSecret(Default, managedNamespace, foreign.Name).Data).To(HaveKeyWithValue("token", []byte("theirs")))
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement("SecretConflict")) }).Should(Succeed())
+		})
+
+		It("does not issue a token whose creator is unknown", func() {
+			team := ownedTeam("jane")
+			tok := create(b.ApiToken(unique("anon"), managedNamespace, b.TeamToken(team.Name)))
+			got := eventuallyPhase(tok, v1alpha1.PhaseFailed)
+			Expect(apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition).Reason).To(Equal(v1alpha1.ReasonCreatorUnknown))
+			Consistently(func() error {
+				return k8sClient.Get(ctx, client.ObjectKey{Namespace: managedNamespace, Name: tok.Name}, &corev1.Secret{})
+			}, time.Second).ShouldNot(Succeed())
+		})
+
+		It("enforces team policy at reconcile time", func() {
+			team := b.Team(unique("strict"), b.WithOwners(b.User("jane")), b.WithPolicy("30d", true, "orders:*"))
+			Expect(k8sClient.Create(ctx, team)).To(Succeed())
+			tok := create(b.ApiToken(unique("policy"), managedNamespace, b.TeamToken(team.Name), b.WithCreator("jane"),
+				b.WithLifetime("60d"), b.WithScopes("refunds:write")))
+			got := eventuallyPhase(tok, v1alpha1.PhaseFailed)
+			ready := apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition)
+			Expect(ready.Reason).To(Equal(v1alpha1.ReasonPolicyViolation))
+			Expect(ready.Message).To(ContainSubstring("spec.lifetime"))
+			Expect(ready.Message).To(ContainSubstring("spec.scopes[0]"))
+		})
+	})
+
+	Describe("disabling", func() {
+		It("keeps the value while disabled and restores the same value", func() {
+			tok := create(b.ApiToken(unique("pause"), managedNamespace, b.WithCreator("jane")))
+			ownedTeam("jane") // a Wildcard token needs its creator to own some team
+			_, value := eventuallyDelivered(tok)
+
+			update(tok, func(t *v1alpha1.ApiToken) { t.Spec.Disabled = true })
+			got := eventuallyPhase(tok, v1alpha1.PhaseDisabled)
+			Expect(apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition).Status).To(Equal(metav1.ConditionFalse))
+			Expect(deliveredValue(Default, got)).To(Equal(value))
+
+			update(tok, func(t *v1alpha1.ApiToken) { t.Spec.Disabled = false })
+			_, again := eventuallyDelivered(tok)
+			Expect(again).To(Equal(value))
+		})
+	})
+
+	Describe("repairing", func() {
+		var (
+			tok   *v1alpha1.ApiToken
+			value string
+		)
+		BeforeEach(func() {
+			team := ownedTeam("jane")
+			tok = create(b.ApiToken(unique("repair"), managedNamespace, b.TeamToken(team.Name), b.WithCreator("jane")))
+			_, value = eventuallyDelivered(tok)
+		})
+
+		It("issues a fresh value when the Secret is deleted", func() {
+			Expect(k8sClient.Delete(ctx, getSecret(Default, managedNamespace, tok.Name))).To(Succeed())
+			Eventually(func(g Gomega) {
+				got := getToken(g, tok)
+				g.Expect(deliveredValue(g, got)).NotTo(Equal(value))
+			}).Should(Succeed())
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement("SecretRepaired")) }).Should(Succeed())
+		})
+
+		It("never adopts a value written into the Secret by someone else", func() {
+			planted, err := token.Format{Base: token.DefaultBase}.Generate(v1alpha1.TeamTokenType)
+			Expect(err).NotTo(HaveOccurred())
+			values.Store(planted, true)
+			secret := getSecret(Default, managedNamespace, tok.Name)
+			secret.Data[v1alpha1.SecretTokenKey] = []byte(planted)
+			Expect(k8sClient.Update(ctx, secret)).To(Succeed())
+
+			Eventually(func(g Gomega) {
+				got := getToken(g, tok)
+				fresh := deliveredValue(g, got)
+				g.Expect(fresh).NotTo(Equal(planted))
+				g.Expect(fresh).NotTo(Equal(value))
+			}).Should(Succeed())
+			Expect(getToken(Default, tok).Status.TokenHash).NotTo(Equal(token.Hash(planted)))
+		})
+	})
+
+	Describe("expiry and rotation", func() {
+		It("withdraws the value at the expiry instant", func() {
+			tok := create(b.ApiToken(unique("short"), managedNamespace, b.WithCreator("jane"), b.WithLifetime("1h")))
+			ownedTeam("jane")
+			got, _ := eventuallyDelivered(tok)
+			expiresAt := got.Status.ExpiresAt.Time
+
+			clock.SetTime(expiresAt.Add(-time.Second))
+			touch(tok)
+			Consistently(func(g Gomega) { g.Expect(getToken(g, tok).Status.Phase).To(Equal(v1alpha1.PhaseActive)) }, time.Second).Should(Succeed())
+
+			clock.SetTime(expiresAt)
+			touch(tok)
+			got = eventuallyPhase(tok, v1alpha1.PhaseExpired)
+			Expect(apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition).Reason).To(Equal(v1alpha1.ReasonExpired))
+			Expect(getSecret(Default, managedNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement("Expired")) }).Should(Succeed())
+		})
+
+		It("recreates on a spec.recreate bump, keeping the old value through the overlap", func() {
+			tok := create(b.ApiToken(unique("rotate"), managedNamespace, b.WithCreator("jane"), b.WithRotation("10m", "")))
+			ownedTeam("jane")
+			old, oldValue := eventuallyDelivered(tok)
+
+			update(tok, func(t *v1alpha1.ApiToken) { t.Spec.Recreate = 1 })
+			var got *v1alpha1.ApiToken
+			Eventually(func(g Gomega) {
+				got = getToken(g, tok)
+				g.Expect(got.Status.Recreate).To(Equal(int64(1)))
+				g.Expect(deliveredValue(g, got)).NotTo(Equal(oldValue))
+			}).Should(Succeed())
+			Expect(got.Status.Previous).NotTo(BeNil())
+			Expect(got.Status.Previous.TokenHash).To(Equal(old.Status.TokenHash))
+			Expect(got.Status.Previous.ExpiresAt.Time).To(BeTemporally("==", clock.Now().Add(10*time.Minute).Truncate(time.Second)))
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement("Recreated")) }).Should(Succeed())
+
+			clock.Step(10 * time.Minute)
+			touch(tok)
+			Eventually(func(g Gomega) { g.Expect(getToken(g, tok).Status.Previous).To(BeNil()) }).Should(Succeed())
+		})
+
+		It("renews automatically renewBefore the expiry", func() {
+			tok := create(b.ApiToken(unique("renew"), managedNamespace, b.WithCreator("jane"), b.WithLifetime("2h"), b.WithRotation("", "1h")))
+			ownedTeam("jane")
+			first, value := eventuallyDelivered(tok)
+
+			clock.SetTime(first.Status.IssuedAt.Add(time.Hour))
+			touch(tok)
+			Eventually(func(g Gomega) {
+				got := getToken(g, tok)
+				g.Expect(deliveredValue(g, got)).NotTo(Equal(value))
+				g.Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", got.Status.IssuedAt.Add(2*time.Hour)), "lifetime counts from each issuance")
+			}).Should(Succeed())
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement("Rotated")) }).Should(Succeed())
+		})
+	})
+
+	Describe("invalidation", func() {
+		It("invalidates the Team and Wildcard tokens of an owner removed from the Team", func() {
+			team := ownedTeam("ann", "other")
+			teamTok := create(b.ApiToken(unique("ann-team"), managedNamespace, b.TeamToken(team.Name), b.WithCreator("ann")))
+			wildTok := create(b.ApiToken(unique("ann-wild"), managedNamespace, b.WithCreator("ann")))
+			eventuallyDelivered(teamTok)
+			eventuallyDelivered(wildTok)
+
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(team), team)).To(Succeed())
+			team.Spec.Owners = []v1alpha1.Subject{b.User("other")}
+			Expect(k8sClient.Update(ctx, team)).To(Succeed())
+			removed := time.Now()
+
+			for _, tok := range []*v1alpha1.ApiToken{teamTok, wildTok} {
+				Eventually(func(g Gomega) {
+					got := getToken(g, tok)
+					g.Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseInvalidated))
+					g.Expect(apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition).Reason).To(Equal(v1alpha1.ReasonCreatorNotOwner))
+				}, 2*time.Second, 20*time.Millisecond).Should(Succeed(), "invalidated within two seconds")
+				Eventually(func(g Gomega) {
+					g.Expect(getSecret(g, managedNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
+				}).Should(Succeed())
+			}
+			GinkgoWriter.Printf("invalidation after owner removal took %v\n", time.Since(removed))
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, teamTok)).To(ContainElement("Invalidated")) }).Should(Succeed())
+
+			By("staying invalidated when the owner comes back")
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(team), team)).To(Succeed())
+			team.Spec.Owners = []v1alpha1.Subject{b.User("other"), b.User("ann")}
+			Expect(k8sClient.Update(ctx, team)).To(Succeed())
+			Consistently(func(g Gomega) {
+				g.Expect(getToken(g, teamTok).Status.Phase).To(Equal(v1alpha1.PhaseInvalidated))
+			}, 2*time.Second).Should(Succeed())
+
+			By("issuing again on a recreate once the creator is entitled")
+			update(teamTok, func(t *v1alpha1.ApiToken) { t.Spec.Recreate = 1 })
+			eventuallyDelivered(teamTok)
+		})
+
+		It("invalidates a Team token whose Team is deleted", func() {
+			team := ownedTeam("bea")
+			tok := create(b.ApiToken(unique("orphan"), managedNamespace, b.TeamToken(team.Name), b.WithCreator("bea")))
+			eventuallyDelivered(tok)
+			Expect(k8sClient.Delete(ctx, team)).To(Succeed())
+			got := eventuallyPhase(tok, v1alpha1.PhaseInvalidated)
+			Expect(apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition).Reason).To(Equal(v1alpha1.ReasonTeamDeleted))
+		})
+
+		It("invalidates an Admin token when RBAC demotes its creator", func() {
+			binding := makeAdmin("root-1")
+			tok := create(b.ApiToken(unique("admin"), managedNamespace, b.WithType(v1alpha1.AdminTokenType), b.WithCreator("root-1")))
+			eventuallyDelivered(tok)
+
+			Expect(k8sClient.Delete(ctx, binding)).To(Succeed())
+			demoted := time.Now()
+			Eventually(func(g Gomega) {
+				got := getToken(g, tok)
+				g.Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseInvalidated))
+				g.Expect(apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition).Reason).To(Equal(v1alpha1.ReasonCreatorNotAdmin))
+			}, 2*time.Second, 20*time.Millisecond).Should(Succeed())
+			GinkgoWriter.Printf("invalidation after RBAC demotion took %v\n", time.Since(demoted))
+			Expect(getSecret(Default, managedNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
+		})
+
+		It("keeps an admin's Team token when the admin owns none of its teams", func() {
+			makeAdmin("root-2")
+			team := ownedTeam("someone")
+			tok := create(b.ApiToken(unique("admin-team"), managedNamespace, b.TeamToken(team.Name), b.WithCreator("root-2")))
+			eventuallyDelivered(tok)
+			Expect(strings.HasPrefix(getToken(Default, tok).Status.TokenPrefix, "twt_")).To(BeTrue())
+		})
+	})
+})

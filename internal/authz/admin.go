@@ -1,0 +1,123 @@
+package authz
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"sync"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+)
+
+// AdminChecker answers whether a user is a Tokenwarden admin.
+type AdminChecker interface {
+	IsAdmin(ctx context.Context, user *v1alpha1.UserIdentity) (bool, error)
+}
+
+// SubjectAccessReviewer asks Kubernetes RBAC through SubjectAccessReview
+// whether a user may perform the verb admin on apitokens in our group,
+// passing the user's name, uid, groups and extra exactly as recorded.
+//
+// Answers are remembered until Forget is called: the reconciler calls it
+// whenever a ClusterRole or ClusterRoleBinding changes, the only objects
+// that can change a cluster-wide answer, so a demotion is seen at once
+// while an idle cluster asks nothing.
+type SubjectAccessReviewer struct {
+	Client client.Client
+
+	mu      sync.Mutex
+	answers map[string]bool
+	// epoch counts Forget calls, so an answer asked for before an RBAC
+	// change is not remembered after it.
+	epoch uint64
+}
+
+// IsAdmin implements AdminChecker.
+func (r *SubjectAccessReviewer) IsAdmin(ctx context.Context, user *v1alpha1.UserIdentity) (bool, error) {
+	if user == nil || user.Username == "" {
+		return false, nil
+	}
+	key := identityKey(user)
+	r.mu.Lock()
+	answer, ok := r.answers[key]
+	epoch := r.epoch
+	r.mu.Unlock()
+	if ok {
+		return answer, nil
+	}
+
+	review := AdminReview(user)
+	if err := r.Client.Create(ctx, review); err != nil {
+		return false, fmt.Errorf("asking SubjectAccessReview whether %q is an admin: %w", user.Username, err)
+	}
+	answer = review.Status.Allowed
+	r.mu.Lock()
+	if r.epoch == epoch {
+		if r.answers == nil {
+			r.answers = map[string]bool{}
+		}
+		r.answers[key] = answer
+	}
+	r.mu.Unlock()
+	return answer, nil
+}
+
+// Forget drops every remembered answer.
+func (r *SubjectAccessReviewer) Forget() {
+	r.mu.Lock()
+	r.answers = nil
+	r.epoch++
+	r.mu.Unlock()
+}
+
+// AdminReview is the SubjectAccessReview that decides admin standing.
+func AdminReview(user *v1alpha1.UserIdentity) *authorizationv1.SubjectAccessReview {
+	extra := make(map[string]authorizationv1.ExtraValue, len(user.Extra))
+	for k, v := range user.Extra {
+		extra[k] = authorizationv1.ExtraValue(v)
+	}
+	return &authorizationv1.SubjectAccessReview{
+		Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:   user.Username,
+			UID:    user.UID,
+			Groups: user.Groups,
+			Extra:  extra,
+			ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Group:    v1alpha1.GroupVersion.Group,
+				Resource: "apitokens",
+				Verb:     v1alpha1.AdminVerb,
+			},
+		},
+	}
+}
+
+// identityKey is a digest of everything SubjectAccessReview is told, so two
+// users differing in any of it never share an answer.
+func identityKey(user *v1alpha1.UserIdentity) string {
+	h := sha256.New()
+	write := func(s string) { _, _ = fmt.Fprintf(h, "%d:%s;", len(s), s) }
+	write(user.Username)
+	write(user.UID)
+	groups := append([]string(nil), user.Groups...)
+	sort.Strings(groups)
+	for _, g := range groups {
+		write(g)
+	}
+	keys := make([]string, 0, len(user.Extra))
+	for k := range user.Extra {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		write(k)
+		for _, v := range user.Extra[k] {
+			write(v)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

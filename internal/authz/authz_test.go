@@ -1,0 +1,183 @@
+package authz
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	b "github.com/tokenwarden/tokenwarden/internal/builder"
+)
+
+func user(name string, groups ...string) *v1alpha1.UserIdentity {
+	return &v1alpha1.UserIdentity{Username: name, Groups: groups}
+}
+
+func teamsOf(teams ...*v1alpha1.Team) Teams {
+	out := Teams{}
+	for _, t := range teams {
+		out[t.Name] = t
+	}
+	return out
+}
+
+func TestMatches(t *testing.T) {
+	tests := []struct {
+		name    string
+		subject v1alpha1.Subject
+		user    *v1alpha1.UserIdentity
+		want    bool
+	}{
+		{"user by name", b.User("jane"), user("jane"), true},
+		{"another user", b.User("jane"), user("john"), false},
+		{"user name is not a group", b.User("devs"), user("john", "devs"), false},
+		{"group by membership", b.Group("devs"), user("john", "ops", "devs"), true},
+		{"group name is not a user", b.Group("john"), user("john"), false},
+		{"service account by its user name", b.ServiceAccount("argocd", "sync"), user("system:serviceaccount:argocd:sync"), true},
+		{"service account in another namespace", b.ServiceAccount("argocd", "sync"), user("system:serviceaccount:flux:sync"), false},
+		{"service account name alone is not enough", b.ServiceAccount("argocd", "sync"), user("sync"), false},
+		{"nobody", b.User("jane"), nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			NewWithT(t).Expect(Matches(tt.subject, tt.user)).To(Equal(tt.want))
+		})
+	}
+}
+
+func TestEntitlement(t *testing.T) {
+	payments := b.Team("payments", b.WithOwners(b.User("jane"), b.Group("payments-leads")))
+	orders := b.Team("orders", b.WithOwners(b.User("john")))
+	all := teamsOf(payments, orders)
+	teamToken := func(teams ...string) *v1alpha1.ApiTokenSpec {
+		return &b.ApiToken("t", "ns", b.TeamToken(teams...)).Spec
+	}
+	wildcard := &b.ApiToken("t", "ns").Spec
+	admin := &b.ApiToken("t", "ns", b.WithType(v1alpha1.AdminTokenType)).Spec
+
+	tests := []struct {
+		name    string
+		spec    *v1alpha1.ApiTokenSpec
+		creator *v1alpha1.UserIdentity
+		teams   Teams
+		admin   AdminAnswer
+		want    Verdict
+	}{
+		{"owner of the only team", teamToken("payments"), user("jane"), all, AdminUnknown, allowed},
+		{"owner through a group", teamToken("payments"), user("bob", "payments-leads"), all, AdminUnknown, allowed},
+		{"owner of one of two teams asks for admin standing", teamToken("payments", "orders"), user("jane"), all, AdminUnknown, needAdmin},
+		{"owner of one of two teams, not admin", teamToken("payments", "orders"), user("jane"), all, AdminNo,
+			Verdict{Reason: v1alpha1.ReasonCreatorNotOwner, Message: `creator "jane" is neither an admin nor an owner of team "orders"`}},
+		{"owner of one of two teams, admin", teamToken("payments", "orders"), user("jane"), all, AdminYes, allowed},
+		{"deleted team, even for an admin", teamToken("payments", "gone"), user("jane"), all, AdminYes,
+			Verdict{Reason: v1alpha1.ReasonTeamDeleted, Message: `team "gone" does not exist`}},
+		{"wildcard by an owner of any team", wildcard, user("john"), all, AdminUnknown, allowed},
+		{"wildcard by a non-owner, not admin", wildcard, user("eve"), all, AdminNo,
+			Verdict{Reason: v1alpha1.ReasonCreatorNotOwner, Message: `creator "eve" is neither an admin nor an owner of any team`}},
+		{"wildcard by an admin owning nothing", wildcard, user("root"), Teams{}, AdminYes, allowed},
+		{"admin token asks for admin standing", admin, user("jane"), all, AdminUnknown, needAdmin},
+		{"admin token, creator still admin", admin, user("root"), all, AdminYes, allowed},
+		{"admin token, creator demoted", admin, user("root"), all, AdminNo,
+			Verdict{Reason: v1alpha1.ReasonCreatorNotAdmin, Message: `creator "root" is not a Tokenwarden admin`}},
+		{"no creator recorded", teamToken("payments"), nil, all, AdminYes,
+			Verdict{Reason: v1alpha1.ReasonCreatorUnknown, Message: "the token has no valid auth.tokenwarden.io/creator annotation, so its creator cannot be checked"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			NewWithT(t).Expect(Entitlement(tt.spec, tt.creator, tt.teams, tt.admin)).To(Equal(tt.want))
+		})
+	}
+}
+
+func TestCheckPolicy(t *testing.T) {
+	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	strict := b.Team("strict", b.WithPolicy("30d", true, "orders:*", "refunds:read"))
+	lax := b.Team("lax")
+	teams := teamsOf(strict, lax)
+	tests := []struct {
+		name  string
+		token *v1alpha1.ApiToken
+		want  []string // substrings, one per expected error, in order
+	}{
+		{"within every rule", b.ApiToken("t", "ns", b.TeamToken("strict"), b.WithLifetime("30d"), b.WithScopes("orders:read", "refunds:read")), nil},
+		{"no policy, no rules", b.ApiToken("t", "ns", b.TeamToken("lax"), b.WithScopes("anything")), nil},
+		{"expiry required", b.ApiToken("t", "ns", b.TeamToken("strict")),
+			[]string{`spec.lifetime: Required value: team "strict" requires every token to expire`, `spec.lifetime: Required value: team "strict" has a maxLifetime of 30d`}},
+		{"lifetime too long", b.ApiToken("t", "ns", b.TeamToken("strict"), b.WithLifetime("31d")),
+			[]string{`spec.lifetime: Invalid value: "31d": longer than the maxLifetime 30d of team "strict"`}},
+		{"expiresAt too far", b.ApiToken("t", "ns", b.TeamToken("strict"), b.WithExpiresAt(now.Add(40*24*time.Hour))),
+			[]string{`spec.expiresAt: Invalid value: "2027-01-02T00:00:00Z": 40d away, longer than the maxLifetime 30d of team "strict"`}},
+		{"scope outside the globs", b.ApiToken("t", "ns", b.TeamToken("strict", "lax"), b.WithLifetime("1d"), b.WithScopes("orders:write", "refunds:write")),
+			[]string{`spec.scopes[1]: Forbidden: scope "refunds:write" is not allowed by team "strict"`}},
+		{"wildcard tokens follow no team policy", b.ApiToken("t", "ns", b.WithScopes("refunds:write")), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			errs := CheckPolicy(&tt.token.Spec, teams, now)
+			g.Expect(errs).To(HaveLen(len(tt.want)), "%v", errs)
+			for i, want := range tt.want {
+				g.Expect(errs[i].Error()).To(ContainSubstring(want))
+			}
+		})
+	}
+}
+
+func TestGlobMatch(t *testing.T) {
+	tests := []struct {
+		pattern, s string
+		want       bool
+	}{
+		{"orders:*", "orders:read", true},
+		{"orders:*", "orders:", true},
+		{"orders:*", "order:read", false},
+		{"*", "deploy/staging", true},
+		{"deploy/*", "deploy/staging/eu", true},
+		{"deploy/?", "deploy/a", true},
+		{"deploy/?", "deploy/ab", false},
+		{"*:read", "orders:read", true},
+		{"*:read", "orders:write", false},
+		{"a*b*c", "aXbYc", true},
+		{"a*b*c", "aXbY", false},
+		{"exact", "exact", true},
+		{"exact", "exactly", false},
+		{"", "", true},
+		{strings.Repeat("*a", 30) + "b", strings.Repeat("a", 100), false}, // linear, not exponential
+	}
+	for _, tt := range tests {
+		t.Run(tt.pattern+"~"+tt.s, func(t *testing.T) {
+			NewWithT(t).Expect(GlobMatch(tt.pattern, tt.s)).To(Equal(tt.want))
+		})
+	}
+}
+
+func TestCreatorRoundTrip(t *testing.T) {
+	g := NewWithT(t)
+	want := &v1alpha1.UserIdentity{Username: "jane", UID: "42", Groups: []string{"devs"}, Extra: map[string][]string{"scopes": {"a"}}}
+	value, err := CreatorAnnotationValue(want)
+	g.Expect(err).NotTo(HaveOccurred())
+	obj := &metav1.ObjectMeta{Annotations: map[string]string{v1alpha1.CreatorAnnotation: value}}
+	got, err := CreatorOf(obj)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got).To(Equal(want))
+
+	got, err = CreatorOf(&metav1.ObjectMeta{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got).To(BeNil())
+
+	_, err = CreatorOf(&metav1.ObjectMeta{Annotations: map[string]string{v1alpha1.CreatorAnnotation: "jane"}})
+	g.Expect(err).To(MatchError(ContainSubstring("not a JSON user identity")))
+	_, err = CreatorOf(&metav1.ObjectMeta{Annotations: map[string]string{v1alpha1.CreatorAnnotation: "{}"}})
+	g.Expect(err).To(MatchError(ContainSubstring("no username")))
+}
+
+func TestOwnerKeysMeetSubjectKeys(t *testing.T) {
+	g := NewWithT(t)
+	keys := OwnerKeys(user("system:serviceaccount:argocd:sync", "devs"))
+	g.Expect(keys).To(ContainElement(SubjectKey(b.ServiceAccount("argocd", "sync"))))
+	g.Expect(keys).To(ContainElement(SubjectKey(b.Group("devs"))))
+	g.Expect(keys).NotTo(ContainElement(SubjectKey(b.User("devs"))))
+}

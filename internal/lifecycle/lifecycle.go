@@ -1,0 +1,201 @@
+// Package lifecycle decides what must happen to a token's value: keep it,
+// issue a new one (and why), or withdraw it. The decisions are pure
+// functions of the spec, the status, what the Secret holds and the time, so
+// they are table-tested without a cluster; the ApiToken reconciler carries
+// them out.
+package lifecycle
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+)
+
+// SecretState is what the delivered Secret holds, relative to the status.
+type SecretState int
+
+const (
+	// SecretMissing means there is no Secret of that name.
+	SecretMissing SecretState = iota
+	// SecretEmpty means the operator's Secret holds no value.
+	SecretEmpty
+	// SecretMatches means the operator's Secret holds the value whose
+	// digest is status.tokenHash.
+	SecretMatches
+	// SecretMismatch means the operator's Secret holds some other value:
+	// it was tampered with, and the value is never trusted.
+	SecretMismatch
+	// SecretForeign means a Secret of that name exists that the operator
+	// does not control; it is never touched.
+	SecretForeign
+	// SecretPrevious means the operator's Secret still holds the value a
+	// rotation is replacing (status.previous): the rotation was interrupted
+	// between its status write and its Secret write.
+	SecretPrevious
+)
+
+// Action is what to do with the value.
+type Action string
+
+const (
+	// Keep leaves the value as it is.
+	Keep Action = "Keep"
+	// Issue delivers a new value.
+	Issue Action = "Issue"
+	// Withdraw removes the value from the Secret.
+	Withdraw Action = "Withdraw"
+	// Conflict leaves a foreign Secret alone and reports it.
+	Conflict Action = "Conflict"
+)
+
+// Reason says why an Issue or Withdraw decision was made.
+type Reason string
+
+const (
+	// FirstIssue: no value was ever issued.
+	FirstIssue Reason = "FirstIssue"
+	// Recreate: spec.recreate changed.
+	Recreate Reason = "Recreate"
+	// Renew: the value is within rotation.renewBefore of its expiry.
+	Renew Reason = "Renew"
+	// Reissue: an expired token's expiry moved into the future.
+	Reissue Reason = "Reissue"
+	// SecretGone: the Secret, or the value in it, is gone.
+	SecretGone Reason = "SecretMissing"
+	// SecretTampered: the Secret holds a value that is not the issued one.
+	SecretTampered Reason = "SecretTampered"
+	// ResumeRotation: a rotation was interrupted before its value reached
+	// the Secret; a new value finishes it, and the overlap continues.
+	ResumeRotation Reason = "ResumeRotation"
+	// Expired: the expiry instant has passed.
+	Expired Reason = "Expired"
+)
+
+// Input is everything a decision depends on.
+type Input struct {
+	Spec   *v1alpha1.ApiTokenSpec
+	Status *v1alpha1.ApiTokenStatus
+	Secret SecretState
+	Now    time.Time
+	// Lifetime is spec.lifetime parsed; nil when unset.
+	Lifetime *time.Duration
+	// RenewBefore is spec.rotation.renewBefore parsed; nil when unset.
+	RenewBefore *time.Duration
+}
+
+// Decision is what to do, and why.
+type Decision struct {
+	Action Action
+	Reason Reason
+}
+
+// Decide returns what must happen to the value. Entitlement and policy are
+// decided before (authz): this only concerns a token that may hold a value.
+func Decide(in Input) Decision {
+	if in.Secret == SecretForeign {
+		return Decision{Action: Conflict}
+	}
+	if reason := newValueWanted(in); reason != "" {
+		// A value that would be born expired is not issued at all.
+		if in.Spec.ExpiresAt != nil && !in.Now.Before(in.Spec.ExpiresAt.Time) {
+			return withdrawOrKeep(in, Expired)
+		}
+		return Decision{Action: Issue, Reason: reason}
+	}
+	if expiresAt := ExpiresAt(in.Spec, in.Status.IssuedAt, in.Lifetime); expiresAt != nil {
+		if renewAt := RenewAt(*expiresAt, in.Status.IssuedAt, in.RenewBefore); renewAt != nil && !in.Now.Before(*renewAt) {
+			return Decision{Action: Issue, Reason: Renew}
+		}
+		if !in.Now.Before(*expiresAt) {
+			return withdrawOrKeep(in, Expired)
+		}
+	}
+	if in.Status.Phase == v1alpha1.PhaseExpired {
+		return Decision{Action: Issue, Reason: Reissue}
+	}
+	switch in.Secret {
+	case SecretMissing, SecretEmpty:
+		return Decision{Action: Issue, Reason: SecretGone}
+	case SecretMismatch:
+		return Decision{Action: Issue, Reason: SecretTampered}
+	case SecretPrevious:
+		return Decision{Action: Issue, Reason: ResumeRotation}
+	}
+	return Decision{Action: Keep}
+}
+
+// newValueWanted says why a new value is wanted regardless of the current
+// one, or "".
+func newValueWanted(in Input) Reason {
+	switch {
+	case in.Status.TokenHash == "" && in.Status.Phase != v1alpha1.PhaseExpired:
+		return FirstIssue
+	case in.Spec.Recreate != in.Status.Recreate:
+		return Recreate
+	}
+	return ""
+}
+
+// withdrawOrKeep withdraws a value only if the Secret still holds one.
+func withdrawOrKeep(in Input, reason Reason) Decision {
+	if in.Secret == SecretMissing || in.Secret == SecretEmpty {
+		return Decision{Action: Keep, Reason: reason}
+	}
+	return Decision{Action: Withdraw, Reason: reason}
+}
+
+// ExpiresAt is when a value issued at issuedAt stops verifying: the fixed
+// spec.expiresAt, else issuedAt plus the lifetime, else never (nil).
+func ExpiresAt(spec *v1alpha1.ApiTokenSpec, issuedAt *metav1.Time, lifetime *time.Duration) *time.Time {
+	switch {
+	case spec.ExpiresAt != nil:
+		t := spec.ExpiresAt.Time
+		return &t
+	case lifetime != nil && issuedAt != nil:
+		t := issuedAt.Add(*lifetime)
+		return &t
+	}
+	return nil
+}
+
+// RenewAt is when a value expiring at expiresAt is renewed, or nil when it
+// is not. A renewBefore as long as the lifetime would renew at once, again
+// and again, so it disables renewal instead.
+func RenewAt(expiresAt time.Time, issuedAt *metav1.Time, renewBefore *time.Duration) *time.Time {
+	if renewBefore == nil || issuedAt == nil {
+		return nil
+	}
+	at := expiresAt.Add(-*renewBefore)
+	if !at.After(issuedAt.Time) {
+		return nil
+	}
+	return &at
+}
+
+// NextWakeup is how long until the next instant at which Decide, or the end
+// of a rotation overlap, changes its answer without any event; 0 means none
+// is scheduled.
+func NextWakeup(in Input) time.Duration {
+	var next *time.Time
+	consider := func(t *time.Time) {
+		if t != nil && t.After(in.Now) && (next == nil || t.Before(*next)) {
+			next = t
+		}
+	}
+	if in.Status.Phase == v1alpha1.PhaseActive || in.Status.Phase == v1alpha1.PhaseDisabled {
+		if expiresAt := ExpiresAt(in.Spec, in.Status.IssuedAt, in.Lifetime); expiresAt != nil {
+			consider(expiresAt)
+			consider(RenewAt(*expiresAt, in.Status.IssuedAt, in.RenewBefore))
+		}
+	}
+	if in.Status.Previous != nil {
+		t := in.Status.Previous.ExpiresAt.Time
+		consider(&t)
+	}
+	if next == nil {
+		return 0
+	}
+	return next.Sub(in.Now)
+}
