@@ -72,13 +72,11 @@ func (r *ApiTokenReconciler) reconcileEntitlement(ctx context.Context, s *apiTok
 		return ctrl.Result{}, fmt.Errorf("listing Teams: %w", err)
 	}
 	teams := authz.TeamsOf(teamList.Items)
-	verdict := authz.Entitlement(&s.token.Spec, s.creator, teams, authz.AdminUnknown)
-	if verdict.NeedAdmin {
-		admin, err := r.Admins.IsAdmin(ctx, s.creator)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		verdict = authz.Entitlement(&s.token.Spec, s.creator, teams, authz.AdminAnswerOf(admin))
+	verdict, err := authz.DecideWithAdmin(ctx, r.Admins, s.creator, func(admin authz.AdminAnswer) authz.Verdict {
+		return authz.Entitlement(&s.token.Spec, s.creator, teams, admin)
+	})
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 	if !verdict.Allowed {
 		phase := v1alpha1.PhaseInvalidated
