@@ -92,7 +92,7 @@ build: manifests generate fmt vet ## Build the operator binary into bin/tokenwar
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the operator against the cluster of the current kubeconfig.
-	go run . $(ARGS)
+	go run . --enable-webhooks=false $(ARGS)
 
 .PHONY: dev
 dev: manifests generate controlplane ## Local mode: own control plane, CRDs, operator in the foreground.

@@ -25,12 +25,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	"github.com/tokenwarden/tokenwarden/internal/index"
 	"github.com/tokenwarden/tokenwarden/controllers"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
 	"github.com/tokenwarden/tokenwarden/internal/devenv"
 	"github.com/tokenwarden/tokenwarden/internal/token"
+	webhooks "github.com/tokenwarden/tokenwarden/webhook"
 )
 
 var (
@@ -51,6 +54,9 @@ type options struct {
 	devDir          string
 	controlPlaneDir string
 	tokenBase       string
+	webhooks        bool
+	webhookPort     int
+	webhookCertDir  string
 }
 
 func main() {
@@ -61,6 +67,9 @@ func main() {
 	flag.BoolVar(&opts.dev, "dev", false, "Local mode: start a kube-apiserver and etcd on this machine, install the CRDs, and run against them.")
 	flag.StringVar(&opts.devDir, "dev-dir", filepath.Join("bin", "dev"), "Local mode: directory for etcd data, certificates, kubeconfigs and logs.")
 	flag.StringVar(&opts.controlPlaneDir, "control-plane-dir", "", "Local mode: directory with kube-apiserver, etcd and kubectl (default: $KUBEBUILDER_ASSETS, else bin/k8s/<version>).")
+	flag.BoolVar(&opts.webhooks, "enable-webhooks", true, "Serve the admission webhooks (needed wherever the webhook configurations point at this operator).")
+	flag.IntVar(&opts.webhookPort, "webhook-port", 9443, "Port the admission webhook server listens on.")
+	flag.StringVar(&opts.webhookCertDir, "webhook-cert-dir", "", "Directory with tls.crt and tls.key for the webhook server (default: controller-runtime's, /tmp/k8s-webhook-server/serving-certs).")
 	flag.StringVar(&opts.tokenBase, "token-prefix", token.DefaultBase, "Base prefix of issued token values (lowercase letters and digits); a type letter and \"_\" follow it, e.g. \"twt_\".")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -101,7 +110,12 @@ func run(ctx context.Context, opts options) error {
 		return fmt.Errorf("no cluster configured (use --dev for the local mode): %w", err)
 	}
 
+	webhookOpts := webhook.Options{Port: opts.webhookPort, CertDir: opts.webhookCertDir}
+	if local != nil {
+		webhookOpts = webhook.Options{Host: local.Webhook.Host, Port: local.Webhook.Port, CertDir: local.Webhook.CertDir}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		WebhookServer:          webhook.NewServer(webhookOpts),
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: opts.metricsAddr},
 		HealthProbeBindAddress: opts.probeAddr,
@@ -115,7 +129,7 @@ func run(ctx context.Context, opts options) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := controllers.SetupIndexes(ctx, mgr); err != nil {
+	if err := index.Setup(ctx, mgr); err != nil {
 		return fmt.Errorf("registering cache indexes: %w", err)
 	}
 	if err := (&controllers.TeamReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
@@ -126,10 +140,17 @@ func run(ctx context.Context, opts options) error {
 		APIReader: mgr.GetAPIReader(),
 		Clock:     clock.RealClock{},
 		Format:    token.Format{Base: opts.tokenBase},
-		Admins:    &authz.SubjectAccessReviewer{Client: mgr.GetClient()},
+		Admins:    &authz.RememberingAdminChecker{Checker: &authz.SubjectAccessReviewer{Client: mgr.GetClient()}},
 		Recorder:  mgr.GetEventRecorder("tokenwarden"),
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the ApiToken controller: %w", err)
+	}
+	if opts.webhooks || local != nil {
+		// Admission asks SubjectAccessReview afresh: a replica that is not
+		// the leader does not watch RBAC, so it must not remember answers.
+		if err := webhooks.SetupWithManager(mgr, &authz.SubjectAccessReviewer{Client: mgr.GetClient()}, clock.RealClock{}); err != nil {
+			return fmt.Errorf("setting up the admission webhooks: %w", err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

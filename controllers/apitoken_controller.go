@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	"github.com/tokenwarden/tokenwarden/internal/index"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
 	"github.com/tokenwarden/tokenwarden/internal/lifecycle"
 	"github.com/tokenwarden/tokenwarden/internal/token"
@@ -173,10 +174,10 @@ func (r *ApiTokenReconciler) tokensOfTeam(ctx context.Context, obj client.Object
 	}
 	seen := map[reconcile.Request]bool{}
 	var requests []reconcile.Request
-	add := func(index, key string) {
+	add := func(field, key string) {
 		tokens := &v1alpha1.ApiTokenList{}
-		if err := r.List(ctx, tokens, client.MatchingFields{index: key}); err != nil {
-			ctrl.LoggerFrom(ctx).Error(err, "Listing tokens by index failed", "index", index)
+		if err := r.List(ctx, tokens, client.MatchingFields{field: key}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Listing tokens by index failed", "index", field)
 			return
 		}
 		for i := range tokens.Items {
@@ -187,9 +188,9 @@ func (r *ApiTokenReconciler) tokensOfTeam(ctx context.Context, obj client.Object
 			}
 		}
 	}
-	add(TeamsIndex, team.Name)
+	add(index.Teams, team.Name)
 	for _, owner := range team.Spec.Owners {
-		add(WildcardCreatorIndex, authz.SubjectKey(owner))
+		add(index.WildcardCreator, authz.SubjectKey(owner))
 	}
 	return requests
 }

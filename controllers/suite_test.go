@@ -24,6 +24,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	"github.com/tokenwarden/tokenwarden/internal/index"
 	"github.com/tokenwarden/tokenwarden/controllers"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
 	"github.com/tokenwarden/tokenwarden/internal/controlplane"
@@ -142,14 +143,14 @@ var _ = BeforeSuite(func() {
 		},
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(controllers.SetupIndexes(ctx, mgr)).To(Succeed())
+	Expect(index.Setup(ctx, mgr)).To(Succeed())
 	Expect((&controllers.TeamReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&controllers.ApiTokenReconciler{
 		Client:    countingClient{mgr.GetClient()},
 		APIReader: mgr.GetAPIReader(),
 		Clock:     clock,
 		Format:    token.Format{Base: token.DefaultBase},
-		Admins:    &authz.SubjectAccessReviewer{Client: mgr.GetClient()},
+		Admins:    &authz.RememberingAdminChecker{Checker: &authz.SubjectAccessReviewer{Client: mgr.GetClient()}},
 		Recorder:  mgr.GetEventRecorder("tokenwarden"),
 	}).SetupWithManager(mgr)).To(Succeed())
 	go func() {

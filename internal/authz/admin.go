@@ -21,14 +21,32 @@ type AdminChecker interface {
 
 // SubjectAccessReviewer asks Kubernetes RBAC through SubjectAccessReview
 // whether a user may perform the verb admin on apitokens in our group,
-// passing the user's name, uid, groups and extra exactly as recorded.
-//
-// Answers are remembered until Forget is called: the reconciler calls it
-// whenever a ClusterRole or ClusterRoleBinding changes, the only objects
-// that can change a cluster-wide answer, so a demotion is seen at once
-// while an idle cluster asks nothing.
+// passing the user's name, uid, groups and extra exactly as recorded. It
+// asks every time; wrap it in a RememberingAdminChecker to ask less.
 type SubjectAccessReviewer struct {
 	Client client.Client
+}
+
+// IsAdmin implements AdminChecker.
+func (r *SubjectAccessReviewer) IsAdmin(ctx context.Context, user *v1alpha1.UserIdentity) (bool, error) {
+	if user == nil || user.Username == "" {
+		return false, nil
+	}
+	review := AdminReview(user)
+	if err := r.Client.Create(ctx, review); err != nil {
+		return false, fmt.Errorf("asking SubjectAccessReview whether %q is an admin: %w", user.Username, err)
+	}
+	return review.Status.Allowed, nil
+}
+
+// RememberingAdminChecker remembers Checker's answers until Forget. The
+// reconciler calls Forget whenever a ClusterRole or ClusterRoleBinding
+// changes, the only objects that can change a cluster-wide answer, so a
+// demotion is seen at once while an idle cluster asks nothing. Only a
+// component that watches RBAC may use it: the admission webhooks, served by
+// every replica, ask afresh.
+type RememberingAdminChecker struct {
+	Checker AdminChecker
 
 	mu      sync.Mutex
 	answers map[string]bool
@@ -38,7 +56,7 @@ type SubjectAccessReviewer struct {
 }
 
 // IsAdmin implements AdminChecker.
-func (r *SubjectAccessReviewer) IsAdmin(ctx context.Context, user *v1alpha1.UserIdentity) (bool, error) {
+func (r *RememberingAdminChecker) IsAdmin(ctx context.Context, user *v1alpha1.UserIdentity) (bool, error) {
 	if user == nil || user.Username == "" {
 		return false, nil
 	}
@@ -50,12 +68,10 @@ func (r *SubjectAccessReviewer) IsAdmin(ctx context.Context, user *v1alpha1.User
 	if ok {
 		return answer, nil
 	}
-
-	review := AdminReview(user)
-	if err := r.Client.Create(ctx, review); err != nil {
-		return false, fmt.Errorf("asking SubjectAccessReview whether %q is an admin: %w", user.Username, err)
+	answer, err := r.Checker.IsAdmin(ctx, user)
+	if err != nil {
+		return false, err
 	}
-	answer = review.Status.Allowed
 	r.mu.Lock()
 	if r.epoch == epoch {
 		if r.answers == nil {
@@ -68,7 +84,7 @@ func (r *SubjectAccessReviewer) IsAdmin(ctx context.Context, user *v1alpha1.User
 }
 
 // Forget drops every remembered answer.
-func (r *SubjectAccessReviewer) Forget() {
+func (r *RememberingAdminChecker) Forget() {
 	r.mu.Lock()
 	r.answers = nil
 	r.epoch++

@@ -5,6 +5,7 @@
 package authz
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -172,4 +173,37 @@ func quoteJoin(names []string) string {
 		quoted[i] = fmt.Sprintf("%q", n)
 	}
 	return strings.Join(quoted, ", ")
+}
+
+// Invalidation is a token a change would invalidate, and why.
+type Invalidation struct {
+	Namespace, Name string
+	Reason          string
+}
+
+// Impact lists which of tokens would lose their entitlement if the Teams
+// were teamsAfter: what a Team edit or deletion is about to invalidate.
+// Tokens already invalidated or never issued are left out.
+func Impact(ctx context.Context, checker AdminChecker, tokens []v1alpha1.ApiToken, teamsAfter Teams) ([]Invalidation, error) {
+	var out []Invalidation
+	for i := range tokens {
+		tok := &tokens[i]
+		if tok.Status.Phase == v1alpha1.PhaseInvalidated || tok.Status.TokenHash == "" {
+			continue
+		}
+		creator, err := CreatorOf(tok)
+		if err != nil || creator == nil {
+			continue
+		}
+		v, err := DecideWithAdmin(ctx, checker, creator, func(admin AdminAnswer) Verdict {
+			return Entitlement(&tok.Spec, creator, teamsAfter, admin)
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !v.Allowed {
+			out = append(out, Invalidation{Namespace: tok.Namespace, Name: tok.Name, Reason: v.Reason})
+		}
+	}
+	return out, nil
 }

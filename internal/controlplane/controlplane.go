@@ -16,12 +16,14 @@ import (
 	"runtime"
 	"sort"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/tokenwarden/tokenwarden/config/crd"
+	webhookconfig "github.com/tokenwarden/tokenwarden/config/webhook"
 )
 
 // AssetsEnv is the variable envtest reads the binaries' directory from.
@@ -47,6 +49,12 @@ type Options struct {
 
 	// Output, when set, receives the control plane processes' output.
 	Output io.Writer
+
+	// Webhooks registers the admission webhooks of config/webhook with the
+	// API server, pointed at a local webhook server whose host, port and
+	// serving certificates the returned environment's
+	// WebhookInstallOptions hold.
+	Webhooks bool
 }
 
 // New returns an envtest environment, not yet started, with the CRDs of
@@ -64,6 +72,13 @@ func New(opts Options) (*envtest.Environment, error) {
 		BinaryAssetsDirectory: assets,
 		CRDs:                  crds,
 		ErrorIfCRDPathMissing: true,
+	}
+	if opts.Webhooks {
+		mutating, validating, err := WebhookConfigurations()
+		if err != nil {
+			return nil, err
+		}
+		env.WebhookInstallOptions = envtest.WebhookInstallOptions{MutatingWebhooks: mutating, ValidatingWebhooks: validating}
 	}
 	env.ControlPlane.Etcd = &envtest.Etcd{DataDir: opts.EtcdDataDir, Out: opts.Output, Err: opts.Output}
 	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: opts.CertDir, Out: opts.Output, Err: opts.Output}
@@ -113,29 +128,70 @@ func CRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
 		if err != nil {
 			return nil, err
 		}
-		reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-		for {
-			doc, err := reader.Read()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return nil, fmt.Errorf("reading %s: %w", name, err)
-			}
-			if len(bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(doc), []byte("---")))) == 0 {
-				continue
-			}
+		err = eachDocument(data, func(doc []byte) error {
 			obj := &apiextensionsv1.CustomResourceDefinition{}
 			if err := yaml.UnmarshalStrict(doc, obj); err != nil {
-				return nil, fmt.Errorf("parsing %s: %w", name, err)
+				return fmt.Errorf("parsing %s: %w", name, err)
 			}
 			crds = append(crds, obj)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", name, err)
 		}
 	}
 	if len(crds) == 0 {
 		return nil, errors.New("no CRDs embedded: run `make manifests`")
 	}
 	return crds, nil
+}
+
+// WebhookConfigurations parses the embedded webhook configurations.
+func WebhookConfigurations() ([]*admissionregistrationv1.MutatingWebhookConfiguration, []*admissionregistrationv1.ValidatingWebhookConfiguration, error) {
+	var (
+		mutating   []*admissionregistrationv1.MutatingWebhookConfiguration
+		validating []*admissionregistrationv1.ValidatingWebhookConfiguration
+	)
+	err := eachDocument(webhookconfig.Manifests, func(doc []byte) error {
+		var meta struct {
+			Kind string `json:"kind"`
+		}
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			return err
+		}
+		switch meta.Kind {
+		case "MutatingWebhookConfiguration":
+			obj := &admissionregistrationv1.MutatingWebhookConfiguration{}
+			mutating = append(mutating, obj)
+			return yaml.UnmarshalStrict(doc, obj)
+		case "ValidatingWebhookConfiguration":
+			obj := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+			validating = append(validating, obj)
+			return yaml.UnmarshalStrict(doc, obj)
+		}
+		return fmt.Errorf("unexpected kind %q in config/webhook/manifests.yaml", meta.Kind)
+	})
+	return mutating, validating, err
+}
+
+// eachDocument calls fn with each non-empty document of a YAML stream.
+func eachDocument(data []byte, fn func([]byte) error) error {
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(doc), []byte("---")))) == 0 {
+			continue
+		}
+		if err := fn(doc); err != nil {
+			return err
+		}
+	}
 }
 
 // repositoryRoot is the checkout this package was compiled from; tests run

@@ -45,12 +45,23 @@ type Env struct {
 	Kubectl string
 	// APIServerURL is where kube-apiserver listens.
 	APIServerURL string
+	// Webhook is where the API server expects the admission webhooks: the
+	// operator serves them on that host and port with the certificates in
+	// that directory.
+	Webhook WebhookServing
 	// Reaped counts control plane processes of an earlier, killed run that
 	// Start stopped.
 	Reaped int
 
 	env *envtest.Environment
 	log *os.File
+}
+
+// WebhookServing is where a webhook server listens and its certificates.
+type WebhookServing struct {
+	Host    string
+	Port    int
+	CertDir string
 }
 
 // Start stops what an earlier, killed run left behind in opts.StateDir, then
@@ -81,6 +92,7 @@ func Start(opts Options) (*Env, error) {
 		EtcdDataDir: filepath.Join(stateDir, "etcd"),
 		CertDir:     certDir,
 		Output:      logFile,
+		Webhooks:    true,
 	})
 	if err != nil {
 		_ = logFile.Close()
@@ -93,7 +105,12 @@ func Start(opts Options) (*Env, error) {
 		return nil, fmt.Errorf("starting the local control plane (its log: %s): %w", logFile.Name(), err)
 	}
 	e := &Env{Config: cfg, env: env, log: logFile, APIServerURL: cfg.Host, Reaped: reaped,
-		Kubectl: filepath.Join(env.BinaryAssetsDirectory, "kubectl")}
+		Kubectl: filepath.Join(env.BinaryAssetsDirectory, "kubectl"),
+		Webhook: WebhookServing{
+			Host:    env.WebhookInstallOptions.LocalServingHost,
+			Port:    env.WebhookInstallOptions.LocalServingPort,
+			CertDir: env.WebhookInstallOptions.LocalServingCertDir,
+		}}
 
 	admin, err := env.AddUser(envtest.User{Name: "tokenwarden-dev-admin", Groups: []string{"system:masters"}}, nil)
 	if err == nil {

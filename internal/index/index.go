@@ -1,4 +1,6 @@
-package controllers
+// Package index names the cache indexes on ApiTokens that the reconcilers
+// and the admission webhooks share, and registers them.
+package index
 
 import (
 	"context"
@@ -11,25 +13,25 @@ import (
 )
 
 const (
-	// TeamsIndex indexes ApiTokens by the Teams in spec.teams, so a Team
+	// Teams indexes ApiTokens by the Teams in spec.teams, so a Team
 	// change looks up only its own tokens instead of listing every token.
-	TeamsIndex = "spec.teams"
+	Teams = "spec.teams"
 
-	// WildcardCreatorIndex indexes Wildcard tokens by their creator's user
+	// WildcardCreator indexes Wildcard tokens by their creator's user
 	// name and groups (authz.OwnerKeys), so a change of a Team's owners
 	// finds the Wildcard tokens of exactly those owners.
-	WildcardCreatorIndex = "wildcard.creator"
+	WildcardCreator = "wildcard.creator"
 )
 
-// SetupIndexes registers the cache indexes the reconcilers rely on.
-func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
+// Setup registers the cache indexes the reconcilers rely on.
+func Setup(ctx context.Context, mgr ctrl.Manager) error {
 	indexer := mgr.GetFieldIndexer()
-	if err := indexer.IndexField(ctx, &v1alpha1.ApiToken{}, TeamsIndex, func(obj client.Object) []string {
+	if err := indexer.IndexField(ctx, &v1alpha1.ApiToken{}, Teams, func(obj client.Object) []string {
 		return obj.(*v1alpha1.ApiToken).Spec.Teams
 	}); err != nil {
 		return err
 	}
-	return indexer.IndexField(ctx, &v1alpha1.ApiToken{}, WildcardCreatorIndex, func(obj client.Object) []string {
+	return indexer.IndexField(ctx, &v1alpha1.ApiToken{}, WildcardCreator, func(obj client.Object) []string {
 		tok := obj.(*v1alpha1.ApiToken)
 		if tok.Spec.Type != v1alpha1.WildcardTokenType {
 			return nil

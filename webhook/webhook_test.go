@@ -1,0 +1,222 @@
+package webhook_test
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	"github.com/tokenwarden/tokenwarden/internal/authz"
+	b "github.com/tokenwarden/tokenwarden/internal/builder"
+)
+
+var seq atomic.Int64
+
+func unique(prefix string) string { return fmt.Sprintf("%s-%d", prefix, seq.Add(1)) }
+
+// expectRefused asserts the API server refused the request through the
+// webhook, with a message naming field and saying why.
+func expectRefused(err error, field, why string) {
+	GinkgoHelper()
+	Expect(err).To(HaveOccurred(), "the webhook admitted a request it should refuse (%s)", why)
+	Expect(apierrors.IsInvalid(err) || apierrors.IsForbidden(err)).To(BeTrue(), "unexpected error: %v", err)
+	Expect(err.Error()).To(ContainSubstring("admission webhook"))
+	Expect(err.Error()).To(ContainSubstring(field))
+	Expect(err.Error()).To(ContainSubstring(why))
+}
+
+func creatorOf(tok *v1alpha1.ApiToken) string {
+	GinkgoHelper()
+	got := &v1alpha1.ApiToken{}
+	Expect(admin.Get(ctx, client.ObjectKeyFromObject(tok), got)).To(Succeed())
+	creator, err := authz.CreatorOf(got)
+	Expect(err).NotTo(HaveOccurred())
+	return creator.Username
+}
+
+var _ = Describe("Admission", func() {
+	var (
+		payments, orders   *v1alpha1.Team
+		jane, lead, argocd client.Client
+		john, eve, root    client.Client
+	)
+
+	BeforeEach(func() {
+		payments = b.Team(unique("payments"), b.WithOwners(b.User("jane"), b.Group("payments-leads"), b.ServiceAccount("argocd", "sync")),
+			b.WithNamespaces("payments", "shared"), b.WithPolicy("", false, "orders:*", "refunds:read"))
+		orders = b.Team(unique("orders"), b.WithOwners(b.User("john")), b.WithNamespaces("orders", "shared"))
+		Expect(admin.Create(ctx, payments)).To(Succeed())
+		Expect(admin.Create(ctx, orders)).To(Succeed())
+		jane, _ = as("jane")
+		lead, _ = as("bob", "payments-leads")
+		argocd, _ = as("system:serviceaccount:argocd:sync", "system:serviceaccounts")
+		john, _ = as("john")
+		eve, _ = as("eve")
+		root, _ = as("root")
+	})
+
+	Describe("creating tokens", func() {
+		It("refuses a stranger any token", func() {
+			expectRefused(eve.Create(ctx, b.ApiToken(unique("t"), "payments", b.TeamToken(payments.Name))),
+				"spec.teams", "only admins and owners of every listed team")
+			expectRefused(eve.Create(ctx, b.ApiToken(unique("t"), "payments")),
+				"spec.type", "only admins and team owners may create Wildcard tokens")
+			expectRefused(eve.Create(ctx, b.ApiToken(unique("t"), "payments", b.WithType(v1alpha1.AdminTokenType))),
+				"spec.type", "only admins may create Admin tokens")
+		})
+
+		It("refuses a stranger under --dry-run=server too", func() {
+			expectRefused(eve.Create(ctx, b.ApiToken(unique("t"), "payments", b.TeamToken(payments.Name)), client.DryRunAll),
+				"spec.teams", "only admins and owners")
+		})
+
+		It("lets an owner create a Team token and records them, whatever the client claimed", func() {
+			tok := b.ApiToken(unique("t"), "payments", b.TeamToken(payments.Name), b.WithCreator("root", "system:masters"))
+			Expect(jane.Create(ctx, tok)).To(Succeed())
+			Expect(creatorOf(tok)).To(Equal("jane"))
+		})
+
+		It("lets a group owner and a ServiceAccount owner create Team tokens", func() {
+			tok := b.ApiToken(unique("t"), "payments", b.TeamToken(payments.Name))
+			Expect(lead.Create(ctx, tok)).To(Succeed())
+			Expect(creatorOf(tok)).To(Equal("bob"))
+			tok = b.ApiToken(unique("t"), "payments", b.TeamToken(payments.Name))
+			Expect(argocd.Create(ctx, tok)).To(Succeed())
+			Expect(creatorOf(tok)).To(Equal("system:serviceaccount:argocd:sync"))
+		})
+
+		It("refuses a team owner an Admin token", func() {
+			expectRefused(jane.Create(ctx, b.ApiToken(unique("t"), "payments", b.WithType(v1alpha1.AdminTokenType))),
+				"spec.type", "only admins may create Admin tokens")
+		})
+
+		It("refuses the owner of one of two teams", func() {
+			expectRefused(jane.Create(ctx, b.ApiToken(unique("t"), "shared", b.TeamToken(payments.Name, orders.Name))),
+				"spec.teams", fmt.Sprintf("does not own %q", orders.Name))
+		})
+
+		It("refuses a Team token outside its team's namespaces", func() {
+			expectRefused(jane.Create(ctx, b.ApiToken(unique("t"), "orders", b.TeamToken(payments.Name))),
+				"spec.teams[0]", `does not allow tokens in namespace "orders"`)
+		})
+
+		It("places an owner's Wildcard tokens only in their teams' namespaces", func() {
+			Expect(john.Create(ctx, b.ApiToken(unique("t"), "orders"))).To(Succeed())
+			expectRefused(john.Create(ctx, b.ApiToken(unique("t"), "payments")),
+				"spec.type", `"john" owns no team that allows namespace "payments"`)
+		})
+
+		It("enforces team policy", func() {
+			strict := b.Team(unique("strict"), b.WithOwners(b.User("jane")), b.WithNamespaces("payments"), b.WithPolicy("90d", true))
+			Expect(admin.Create(ctx, strict)).To(Succeed())
+			expectRefused(jane.Create(ctx, b.ApiToken(unique("t"), "payments", b.TeamToken(strict.Name), b.WithLifetime("120d"))),
+				"spec.lifetime", "longer than the maxLifetime 90d")
+			expectRefused(jane.Create(ctx, b.ApiToken(unique("t"), "payments", b.TeamToken(strict.Name))),
+				"spec.lifetime", "requires every token to expire")
+			expectRefused(jane.Create(ctx, b.ApiToken(unique("t"), "payments", b.TeamToken(payments.Name), b.WithScopes("refunds:write"))),
+				"spec.scopes[0]", `scope "refunds:write" is not allowed`)
+		})
+
+		It("lets an admin create any token", func() {
+			Expect(root.Create(ctx, b.ApiToken(unique("t"), "payments", b.WithType(v1alpha1.AdminTokenType)))).To(Succeed())
+			Expect(root.Create(ctx, b.ApiToken(unique("t"), "shared", b.TeamToken(payments.Name, orders.Name)))).To(Succeed())
+			Expect(root.Create(ctx, b.ApiToken(unique("t"), "default"))).To(Succeed())
+		})
+	})
+
+	Describe("changing and deleting tokens", func() {
+		var tok *v1alpha1.ApiToken
+		BeforeEach(func() {
+			tok = b.ApiToken(unique("t"), "payments", b.TeamToken(payments.Name))
+			Expect(jane.Create(ctx, tok)).To(Succeed())
+		})
+
+		disable := func(c client.Client) error {
+			got := &v1alpha1.ApiToken{}
+			Expect(admin.Get(ctx, client.ObjectKeyFromObject(tok), got)).To(Succeed())
+			got.Spec.Disabled = true
+			return c.Update(ctx, got)
+		}
+
+		It("refuses another owner of the same team", func() {
+			expectRefused(disable(lead), "metadata", "only admins and the token's creator may update it")
+		})
+
+		It("refuses a stranger a recreate", func() {
+			got := &v1alpha1.ApiToken{}
+			Expect(admin.Get(ctx, client.ObjectKeyFromObject(tok), got)).To(Succeed())
+			got.Spec.Recreate++
+			expectRefused(eve.Update(ctx, got), "metadata", "only admins and the token's creator may update it")
+		})
+
+		It("lets the creator and an admin disable it", func() {
+			Expect(disable(jane)).To(Succeed())
+			Expect(disable(root)).To(Succeed())
+		})
+
+		It("keeps the recorded creator when a client rewrites it", func() {
+			got := &v1alpha1.ApiToken{}
+			Expect(admin.Get(ctx, client.ObjectKeyFromObject(tok), got)).To(Succeed())
+			b.WithCreator("root")(got)
+			Expect(jane.Update(ctx, got)).To(Succeed())
+			Expect(creatorOf(tok)).To(Equal("jane"))
+		})
+
+		It("refuses a delete by anyone but the creator or an admin", func() {
+			expectRefused(eve.Delete(ctx, tok), "metadata", "only admins and the token's creator may delete it")
+			expectRefused(lead.Delete(ctx, tok), "metadata", "only admins and the token's creator may delete it")
+			Expect(jane.Delete(ctx, tok)).To(Succeed())
+		})
+	})
+
+	Describe("Teams", func() {
+		It("lets only admins create and delete Teams", func() {
+			expectRefused(jane.Create(ctx, b.Team(unique("mine"), b.WithOwners(b.User("jane")))), "metadata", "only admins may create Teams")
+			expectRefused(jane.Delete(ctx, payments), "metadata", "only admins may delete Teams")
+			team := b.Team(unique("new"))
+			Expect(root.Create(ctx, team)).To(Succeed())
+			Expect(root.Delete(ctx, team)).To(Succeed())
+		})
+
+		It("lets owners edit their Team but not its namespaces", func() {
+			got := &v1alpha1.Team{}
+			Expect(admin.Get(ctx, client.ObjectKeyFromObject(payments), got)).To(Succeed())
+			got.Spec.Description = "edited by an owner"
+			Expect(jane.Update(ctx, got)).To(Succeed())
+
+			got.Spec.Namespaces = append(got.Spec.Namespaces, "kube-system")
+			expectRefused(jane.Update(ctx, got), "spec.namespaces", "only admins may change a Team's namespaces")
+			expectRefused(john.Update(ctx, got), "spec.namespaces", "only admins may change a Team's namespaces")
+		})
+
+		It("warns before an owner change invalidates tokens, also under --dry-run=server", func() {
+			tok := b.ApiToken(unique("t"), "payments", b.TeamToken(payments.Name))
+			Expect(jane.Create(ctx, tok)).To(Succeed())
+			// The reconciler is not running here; record an issued value.
+			base := tok.DeepCopy()
+			tok.Status.Phase = v1alpha1.PhaseActive
+			tok.Status.TokenHash = "sha256:" + fmt.Sprintf("%064d", 1)
+			Expect(admin.Status().Patch(ctx, tok, client.MergeFrom(base))).To(Succeed())
+
+			rootWarned, warned := as("root")
+			got := &v1alpha1.Team{}
+			Eventually(func(g Gomega) {
+				g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(payments), got)).To(Succeed())
+				got.Spec.Owners = []v1alpha1.Subject{b.User("someone-else")}
+				g.Expect(rootWarned.Update(ctx, got, client.DryRunAll)).To(Succeed())
+				g.Expect(warned.all()).To(ContainElement(ContainSubstring(fmt.Sprintf("invalidates 1 token(s), finally: payments/%s (CreatorNotOwner)", tok.Name))))
+			}).Should(Succeed(), "the webhook's cache must see the token first")
+
+			after := &v1alpha1.Team{}
+			Expect(admin.Get(ctx, client.ObjectKeyFromObject(payments), after)).To(Succeed())
+			Expect(after.Spec.Owners).To(Equal(payments.Spec.Owners), "a dry run changes nothing")
+
+			Expect(rootWarned.Delete(ctx, after, client.DryRunAll)).To(Succeed())
+			Expect(warned.all()).To(ContainElement(ContainSubstring(fmt.Sprintf("payments/%s (TeamDeleted)", tok.Name))))
+		})
+	})
+})
