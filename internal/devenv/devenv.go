@@ -8,17 +8,24 @@ package devenv
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/tokenwarden/tokenwarden/config/rbac"
 	"github.com/tokenwarden/tokenwarden/internal/controlplane"
 )
 
@@ -121,7 +128,56 @@ func Start(opts Options) (*Env, error) {
 		_ = e.Stop()
 		return nil, fmt.Errorf("writing the admin kubeconfig: %w", err)
 	}
+	if err := installRBAC(context.Background(), cfg); err != nil {
+		_ = e.Stop()
+		return nil, fmt.Errorf("installing the Tokenwarden roles: %w", err)
+	}
 	return e, nil
+}
+
+// DevEditorBinding binds tokenwarden-editor to every authenticated user in
+// the local mode only, so that `kubectl --as <anyone>` reaches the admission
+// webhook and shows its rules rather than stopping at RBAC.
+const DevEditorBinding = "tokenwarden-dev-editor-everyone"
+
+// installRBAC creates or updates the ClusterRoles of config/rbac, prefixed
+// as kustomize prefixes them, and the local mode's editor binding.
+func installRBAC(ctx context.Context, cfg *rest.Config) error {
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return err
+	}
+	files, err := fs.Glob(rbac.Roles, "*.yaml")
+	if err != nil {
+		return err
+	}
+	objects := make([]client.Object, 0, len(files)+1)
+	for _, name := range files {
+		data, err := rbac.Roles.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		role := &rbacv1.ClusterRole{}
+		if err := yaml.UnmarshalStrict(data, role); err != nil {
+			return fmt.Errorf("parsing %s: %w", name, err)
+		}
+		role.Name = "tokenwarden-" + role.Name
+		objects = append(objects, role)
+	}
+	objects = append(objects, &rbacv1.ClusterRoleBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "ClusterRoleBinding"},
+		ObjectMeta: metav1.ObjectMeta{Name: DevEditorBinding},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "tokenwarden-editor"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "system:authenticated"}},
+	})
+	for _, obj := range objects {
+		obj.SetManagedFields(nil)
+		//nolint:staticcheck // client.Apply with an unstructured-free typed object is the simplest idempotent create-or-update here.
+		if err := c.Patch(ctx, obj, client.Apply, client.ForceOwnership, client.FieldOwner("tokenwarden-dev")); err != nil {
+			return fmt.Errorf("applying %s: %w", obj.GetName(), err)
+		}
+	}
+	return nil
 }
 
 // Stop stops kube-apiserver and etcd and waits for them to exit.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +17,8 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gbytes"
 	"github.com/onsi/gomega/gexec"
+
+	"github.com/tokenwarden/tokenwarden/internal/token"
 )
 
 // readyLine is what `make dev` prints once a newcomer can use it; the
@@ -60,6 +63,38 @@ func (d *devProcess) kubectl(stdin string, args ...string) (string, string, erro
 	}
 	err := cmd.Run()
 	return out.String(), errOut.String(), err
+}
+
+// get reads one JSONPath of an object as the local admin.
+func (d *devProcess) get(kind, namespace, name, path string) string {
+	GinkgoHelper()
+	out, errOut, err := d.kubectl("", "get", kind, name, "-n", namespace, "-o", "jsonpath="+path)
+	Expect(err).NotTo(HaveOccurred(), errOut)
+	return out
+}
+
+// secretValueOrEmpty is the token value in a Secret, "" when there is none.
+func (d *devProcess) secretValueOrEmpty(namespace, name string) string {
+	out, _, err := d.kubectl("", "get", "secret", name, "-n", namespace, "-o", "jsonpath={.data.token}")
+	if err != nil || out == "" {
+		return ""
+	}
+	value, err := base64.StdEncoding.DecodeString(out)
+	Expect(err).NotTo(HaveOccurred())
+	return string(value)
+}
+
+// secretValue is the token value in a Secret, which must hold one.
+func (d *devProcess) secretValue(namespace, name string) string {
+	GinkgoHelper()
+	value := d.secretValueOrEmpty(namespace, name)
+	Expect(value).NotTo(BeEmpty(), "Secret %s/%s holds no value", namespace, name)
+	return value
+}
+
+// manifest is an ApiToken in the payments namespace with spec lines.
+func manifest(name, spec string) string {
+	return fmt.Sprintf("apiVersion: auth.tokenwarden.io/v1alpha1\nkind: ApiToken\nmetadata: {name: %s, namespace: payments}\nspec:\n  %s\n", name, spec)
 }
 
 // controlPlaneProcesses lists the pids of processes whose command line
@@ -129,6 +164,97 @@ var _ = Describe("Local mode (tokenwarden --dev)", Ordered, func() {
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(out).To(Equal("True"))
 		}, 30*time.Second).Should(Succeed())
+	})
+
+	It("issues every sample token into its Secret, keeping only the digest", func() {
+		for _, name := range []string{"payments-ci", "oncall-tools", "platform-admin"} {
+			Eventually(func(g Gomega) {
+				g.Expect(dev.get("apitoken", "payments", name, "{.status.phase}")).To(Equal("Active"))
+			}, 30*time.Second).Should(Succeed(), name)
+			secret := dev.get("apitoken", "payments", name, "{.status.secretRef.name}")
+			value := dev.secretValue("payments", secret)
+			Expect(token.Hash(value)).To(Equal(dev.get("apitoken", "payments", name, "{.status.tokenHash}")))
+		}
+	})
+
+	It("refuses a stranger any token, and a team owner an Admin token", func() {
+		for _, typ := range []string{"Team", "Wildcard", "Admin"} {
+			spec := "type: " + typ
+			if typ == "Team" {
+				spec += "\n  teams: [payments]\n  lifetime: 1d"
+			}
+			_, errOut, err := dev.kubectl(manifest("stranger-"+strings.ToLower(typ), spec), "apply", "--as", "eve@example.com", "-f", "-")
+			Expect(err).To(HaveOccurred(), typ)
+			Expect(errOut).To(ContainSubstring("Forbidden: only admins"))
+		}
+		_, errOut, err := dev.kubectl(manifest("owner-admin", "type: Admin"), "apply", "--as", "jane@example.com", "-f", "-")
+		Expect(err).To(HaveOccurred())
+		Expect(errOut).To(ContainSubstring("spec.type: Forbidden: only admins may create Admin tokens"))
+	})
+
+	It("keeps the value through disable and enable, and repairs a deleted Secret", func() {
+		before := dev.secretValue("payments", "payments-ci")
+		_, errOut, err := dev.kubectl("", "patch", "apitoken", "payments-ci", "-n", "payments", "--type", "merge", "-p", `{"spec":{"disabled":true}}`)
+		Expect(err).NotTo(HaveOccurred(), errOut)
+		Eventually(func() string { return dev.get("apitoken", "payments", "payments-ci", "{.status.phase}") }).Should(Equal("Disabled"))
+		Expect(dev.secretValue("payments", "payments-ci")).To(Equal(before))
+		_, errOut, err = dev.kubectl("", "patch", "apitoken", "payments-ci", "-n", "payments", "--type", "merge", "-p", `{"spec":{"disabled":false}}`)
+		Expect(err).NotTo(HaveOccurred(), errOut)
+		Eventually(func() string { return dev.get("apitoken", "payments", "payments-ci", "{.status.phase}") }).Should(Equal("Active"))
+		Expect(dev.secretValue("payments", "payments-ci")).To(Equal(before))
+
+		_, errOut, err = dev.kubectl("", "delete", "secret", "payments-ci", "-n", "payments")
+		Expect(err).NotTo(HaveOccurred(), errOut)
+		Eventually(func(g Gomega) {
+			value := dev.secretValueOrEmpty("payments", "payments-ci")
+			g.Expect(value).NotTo(BeEmpty())
+			g.Expect(value).NotTo(Equal(before))
+			g.Expect(token.Hash(value)).To(Equal(dev.get("apitoken", "payments", "payments-ci", "{.status.tokenHash}")))
+		}, 10*time.Second).Should(Succeed())
+	})
+
+	It("expires a token on the second", func() {
+		expiresAt := time.Now().Add(4 * time.Second).UTC().Truncate(time.Second)
+		_, errOut, err := dev.kubectl(manifest("short-lived", "type: Wildcard\n  expiresAt: "+expiresAt.Format(time.RFC3339)), "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), errOut)
+		Eventually(func() string { return dev.get("apitoken", "payments", "short-lived", "{.status.phase}") }).Should(Equal("Active"))
+		Eventually(func() string { return dev.get("apitoken", "payments", "short-lived", "{.status.phase}") }, 10*time.Second, 50*time.Millisecond).Should(Equal("Expired"))
+		expiredAt := time.Now()
+		Expect(expiredAt).To(BeTemporally(">=", expiresAt), "not a moment early")
+		Expect(expiredAt).To(BeTemporally("<", expiresAt.Add(time.Second)), "nor a second late")
+		Expect(dev.secretValueOrEmpty("payments", "short-lived")).To(BeEmpty())
+	})
+
+	It("warns before a Team change invalidates tokens, then invalidates them", func() {
+		_, errOut, err := dev.kubectl(manifest("jane-ci", "type: Team\n  teams: [payments]\n  lifetime: 7d\n  scopes: [orders:read]"),
+			"apply", "--as", "jane@example.com", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), errOut)
+		Eventually(func() string { return dev.get("apitoken", "payments", "jane-ci", "{.status.phase}") }, 10*time.Second).Should(Equal("Active"))
+
+		_, errOut, err = dev.kubectl("", "patch", "team", "payments", "--type", "json",
+			"-p", `[{"op":"remove","path":"/spec/owners/0"}]`)
+		Expect(err).NotTo(HaveOccurred(), errOut)
+		changed := time.Now()
+		Expect(errOut).To(ContainSubstring("Warning: this change invalidates 1 token(s), finally: payments/jane-ci (CreatorNotOwner)"))
+		Eventually(func() string { return dev.get("apitoken", "payments", "jane-ci", "{.status.phase}") }, 2*time.Second, 20*time.Millisecond).Should(Equal("Invalidated"))
+		GinkgoWriter.Printf("owner removed -> Invalidated in %v\n", time.Since(changed))
+		Expect(dev.secretValueOrEmpty("payments", "jane-ci")).To(BeEmpty())
+	})
+
+	It("invalidates an Admin token when RBAC demotes its creator", func() {
+		_, errOut, err := dev.kubectl("", "create", "clusterrolebinding", "ops-admin", "--clusterrole", "tokenwarden-admin", "--user", "ops@example.com")
+		Expect(err).NotTo(HaveOccurred(), errOut)
+		_, errOut, err = dev.kubectl(manifest("ops-admin", "type: Admin"), "apply", "--as", "ops@example.com", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), errOut)
+		Eventually(func() string { return dev.get("apitoken", "payments", "ops-admin", "{.status.phase}") }, 10*time.Second).Should(Equal("Active"))
+
+		_, errOut, err = dev.kubectl("", "delete", "clusterrolebinding", "ops-admin")
+		Expect(err).NotTo(HaveOccurred(), errOut)
+		demoted := time.Now()
+		Eventually(func() string {
+			return dev.get("apitoken", "payments", "ops-admin", `{.status.phase}/{.status.conditions[?(@.type=="Ready")].reason}`)
+		}, 2*time.Second, 20*time.Millisecond).Should(Equal("Invalidated/CreatorNotAdmin"))
+		GinkgoWriter.Printf("RBAC demotion -> Invalidated in %v\n", time.Since(demoted))
 	})
 
 	It("refuses an invalid manifest with messages naming each field", func() {
