@@ -65,10 +65,11 @@ func (d *devProcess) kubectl(stdin string, args ...string) (string, string, erro
 	return out.String(), errOut.String(), err
 }
 
-// get reads one JSONPath of an object as the local admin.
-func (d *devProcess) get(kind, namespace, name, path string) string {
+// token reads one JSONPath of an ApiToken in the payments namespace as the
+// local admin.
+func (d *devProcess) token(name, path string) string {
 	GinkgoHelper()
-	out, errOut, err := d.kubectl("", "get", kind, name, "-n", namespace, "-o", "jsonpath="+path)
+	out, errOut, err := d.kubectl("", "get", "apitoken", name, "-n", "payments", "-o", "jsonpath="+path)
 	Expect(err).NotTo(HaveOccurred(), errOut)
 	return out
 }
@@ -84,11 +85,12 @@ func (d *devProcess) secretValueOrEmpty(namespace, name string) string {
 	return string(value)
 }
 
-// secretValue is the token value in a Secret, which must hold one.
-func (d *devProcess) secretValue(namespace, name string) string {
+// secretValue is the token value in a Secret of the payments namespace,
+// which must hold one.
+func (d *devProcess) secretValue(name string) string {
 	GinkgoHelper()
-	value := d.secretValueOrEmpty(namespace, name)
-	Expect(value).NotTo(BeEmpty(), "Secret %s/%s holds no value", namespace, name)
+	value := d.secretValueOrEmpty("payments", name)
+	Expect(value).NotTo(BeEmpty(), "Secret payments/%s holds no value", name)
 	return value
 }
 
@@ -169,11 +171,11 @@ var _ = Describe("Local mode (tokenwarden --dev)", Ordered, func() {
 	It("issues every sample token into its Secret, keeping only the digest", func() {
 		for _, name := range []string{"payments-ci", "oncall-tools", "platform-admin"} {
 			Eventually(func(g Gomega) {
-				g.Expect(dev.get("apitoken", "payments", name, "{.status.phase}")).To(Equal("Active"))
+				g.Expect(dev.token(name, "{.status.phase}")).To(Equal("Active"))
 			}, 30*time.Second).Should(Succeed(), name)
-			secret := dev.get("apitoken", "payments", name, "{.status.secretRef.name}")
-			value := dev.secretValue("payments", secret)
-			Expect(token.Hash(value)).To(Equal(dev.get("apitoken", "payments", name, "{.status.tokenHash}")))
+			secret := dev.token(name, "{.status.secretRef.name}")
+			value := dev.secretValue(secret)
+			Expect(token.Hash(value)).To(Equal(dev.token(name, "{.status.tokenHash}")))
 		}
 	})
 
@@ -193,15 +195,15 @@ var _ = Describe("Local mode (tokenwarden --dev)", Ordered, func() {
 	})
 
 	It("keeps the value through disable and enable, and repairs a deleted Secret", func() {
-		before := dev.secretValue("payments", "payments-ci")
+		before := dev.secretValue("payments-ci")
 		_, errOut, err := dev.kubectl("", "patch", "apitoken", "payments-ci", "-n", "payments", "--type", "merge", "-p", `{"spec":{"disabled":true}}`)
 		Expect(err).NotTo(HaveOccurred(), errOut)
-		Eventually(func() string { return dev.get("apitoken", "payments", "payments-ci", "{.status.phase}") }).Should(Equal("Disabled"))
-		Expect(dev.secretValue("payments", "payments-ci")).To(Equal(before))
+		Eventually(func() string { return dev.token("payments-ci", "{.status.phase}") }).Should(Equal("Disabled"))
+		Expect(dev.secretValue("payments-ci")).To(Equal(before))
 		_, errOut, err = dev.kubectl("", "patch", "apitoken", "payments-ci", "-n", "payments", "--type", "merge", "-p", `{"spec":{"disabled":false}}`)
 		Expect(err).NotTo(HaveOccurred(), errOut)
-		Eventually(func() string { return dev.get("apitoken", "payments", "payments-ci", "{.status.phase}") }).Should(Equal("Active"))
-		Expect(dev.secretValue("payments", "payments-ci")).To(Equal(before))
+		Eventually(func() string { return dev.token("payments-ci", "{.status.phase}") }).Should(Equal("Active"))
+		Expect(dev.secretValue("payments-ci")).To(Equal(before))
 
 		_, errOut, err = dev.kubectl("", "delete", "secret", "payments-ci", "-n", "payments")
 		Expect(err).NotTo(HaveOccurred(), errOut)
@@ -209,7 +211,7 @@ var _ = Describe("Local mode (tokenwarden --dev)", Ordered, func() {
 			value := dev.secretValueOrEmpty("payments", "payments-ci")
 			g.Expect(value).NotTo(BeEmpty())
 			g.Expect(value).NotTo(Equal(before))
-			g.Expect(token.Hash(value)).To(Equal(dev.get("apitoken", "payments", "payments-ci", "{.status.tokenHash}")))
+			g.Expect(token.Hash(value)).To(Equal(dev.token("payments-ci", "{.status.tokenHash}")))
 		}, 10*time.Second).Should(Succeed())
 	})
 
@@ -217,8 +219,8 @@ var _ = Describe("Local mode (tokenwarden --dev)", Ordered, func() {
 		expiresAt := time.Now().Add(4 * time.Second).UTC().Truncate(time.Second)
 		_, errOut, err := dev.kubectl(manifest("short-lived", "type: Wildcard\n  expiresAt: "+expiresAt.Format(time.RFC3339)), "apply", "-f", "-")
 		Expect(err).NotTo(HaveOccurred(), errOut)
-		Eventually(func() string { return dev.get("apitoken", "payments", "short-lived", "{.status.phase}") }).Should(Equal("Active"))
-		Eventually(func() string { return dev.get("apitoken", "payments", "short-lived", "{.status.phase}") }, 10*time.Second, 50*time.Millisecond).Should(Equal("Expired"))
+		Eventually(func() string { return dev.token("short-lived", "{.status.phase}") }).Should(Equal("Active"))
+		Eventually(func() string { return dev.token("short-lived", "{.status.phase}") }, 10*time.Second, 50*time.Millisecond).Should(Equal("Expired"))
 		expiredAt := time.Now()
 		Expect(expiredAt).To(BeTemporally(">=", expiresAt), "not a moment early")
 		Expect(expiredAt).To(BeTemporally("<", expiresAt.Add(time.Second)), "nor a second late")
@@ -229,14 +231,14 @@ var _ = Describe("Local mode (tokenwarden --dev)", Ordered, func() {
 		_, errOut, err := dev.kubectl(manifest("jane-ci", "type: Team\n  teams: [payments]\n  lifetime: 7d\n  scopes: [orders:read]"),
 			"apply", "--as", "jane@example.com", "-f", "-")
 		Expect(err).NotTo(HaveOccurred(), errOut)
-		Eventually(func() string { return dev.get("apitoken", "payments", "jane-ci", "{.status.phase}") }, 10*time.Second).Should(Equal("Active"))
+		Eventually(func() string { return dev.token("jane-ci", "{.status.phase}") }, 10*time.Second).Should(Equal("Active"))
 
 		_, errOut, err = dev.kubectl("", "patch", "team", "payments", "--type", "json",
 			"-p", `[{"op":"remove","path":"/spec/owners/0"}]`)
 		Expect(err).NotTo(HaveOccurred(), errOut)
 		changed := time.Now()
 		Expect(errOut).To(ContainSubstring("Warning: this change invalidates 1 token(s), finally: payments/jane-ci (CreatorNotOwner)"))
-		Eventually(func() string { return dev.get("apitoken", "payments", "jane-ci", "{.status.phase}") }, 2*time.Second, 20*time.Millisecond).Should(Equal("Invalidated"))
+		Eventually(func() string { return dev.token("jane-ci", "{.status.phase}") }, 2*time.Second, 20*time.Millisecond).Should(Equal("Invalidated"))
 		GinkgoWriter.Printf("owner removed -> Invalidated in %v\n", time.Since(changed))
 		Expect(dev.secretValueOrEmpty("payments", "jane-ci")).To(BeEmpty())
 	})
@@ -246,13 +248,13 @@ var _ = Describe("Local mode (tokenwarden --dev)", Ordered, func() {
 		Expect(err).NotTo(HaveOccurred(), errOut)
 		_, errOut, err = dev.kubectl(manifest("ops-admin", "type: Admin"), "apply", "--as", "ops@example.com", "-f", "-")
 		Expect(err).NotTo(HaveOccurred(), errOut)
-		Eventually(func() string { return dev.get("apitoken", "payments", "ops-admin", "{.status.phase}") }, 10*time.Second).Should(Equal("Active"))
+		Eventually(func() string { return dev.token("ops-admin", "{.status.phase}") }, 10*time.Second).Should(Equal("Active"))
 
 		_, errOut, err = dev.kubectl("", "delete", "clusterrolebinding", "ops-admin")
 		Expect(err).NotTo(HaveOccurred(), errOut)
 		demoted := time.Now()
 		Eventually(func() string {
-			return dev.get("apitoken", "payments", "ops-admin", `{.status.phase}/{.status.conditions[?(@.type=="Ready")].reason}`)
+			return dev.token("ops-admin", `{.status.phase}/{.status.conditions[?(@.type=="Ready")].reason}`)
 		}, 2*time.Second, 20*time.Millisecond).Should(Equal("Invalidated/CreatorNotAdmin"))
 		GinkgoWriter.Printf("RBAC demotion -> Invalidated in %v\n", time.Since(demoted))
 	})
