@@ -74,9 +74,10 @@ func (d *devProcess) token(name, path string) string {
 	return out
 }
 
-// secretValueOrEmpty is the token value in a Secret, "" when there is none.
-func (d *devProcess) secretValueOrEmpty(namespace, name string) string {
-	out, _, err := d.kubectl("", "get", "secret", name, "-n", namespace, "-o", "jsonpath={.data.token}")
+// secretValueOrEmpty is the token value in a Secret of the payments
+// namespace, "" when there is none.
+func (d *devProcess) secretValueOrEmpty(name string) string {
+	out, _, err := d.kubectl("", "get", "secret", name, "-n", "payments", "-o", "jsonpath={.data.token}")
 	if err != nil || out == "" {
 		return ""
 	}
@@ -89,7 +90,7 @@ func (d *devProcess) secretValueOrEmpty(namespace, name string) string {
 // which must hold one.
 func (d *devProcess) secretValue(name string) string {
 	GinkgoHelper()
-	value := d.secretValueOrEmpty("payments", name)
+	value := d.secretValueOrEmpty(name)
 	Expect(value).NotTo(BeEmpty(), "Secret payments/%s holds no value", name)
 	return value
 }
@@ -208,7 +209,7 @@ var _ = Describe("Local mode (tokenwarden --dev)", Ordered, func() {
 		_, errOut, err = dev.kubectl("", "delete", "secret", "payments-ci", "-n", "payments")
 		Expect(err).NotTo(HaveOccurred(), errOut)
 		Eventually(func(g Gomega) {
-			value := dev.secretValueOrEmpty("payments", "payments-ci")
+			value := dev.secretValueOrEmpty("payments-ci")
 			g.Expect(value).NotTo(BeEmpty())
 			g.Expect(value).NotTo(Equal(before))
 			g.Expect(token.Hash(value)).To(Equal(dev.token("payments-ci", "{.status.tokenHash}")))
@@ -224,7 +225,7 @@ var _ = Describe("Local mode (tokenwarden --dev)", Ordered, func() {
 		expiredAt := time.Now()
 		Expect(expiredAt).To(BeTemporally(">=", expiresAt), "not a moment early")
 		Expect(expiredAt).To(BeTemporally("<", expiresAt.Add(time.Second)), "nor a second late")
-		Expect(dev.secretValueOrEmpty("payments", "short-lived")).To(BeEmpty())
+		Expect(dev.secretValueOrEmpty("short-lived")).To(BeEmpty())
 	})
 
 	It("warns before a Team change invalidates tokens, then invalidates them", func() {
@@ -240,7 +241,7 @@ var _ = Describe("Local mode (tokenwarden --dev)", Ordered, func() {
 		Expect(errOut).To(ContainSubstring("Warning: this change invalidates 1 token(s), finally: payments/jane-ci (CreatorNotOwner)"))
 		Eventually(func() string { return dev.token("jane-ci", "{.status.phase}") }, 2*time.Second, 20*time.Millisecond).Should(Equal("Invalidated"))
 		GinkgoWriter.Printf("owner removed -> Invalidated in %v\n", time.Since(changed))
-		Expect(dev.secretValueOrEmpty("payments", "jane-ci")).To(BeEmpty())
+		Expect(dev.secretValueOrEmpty("jane-ci")).To(BeEmpty())
 	})
 
 	It("invalidates an Admin token when RBAC demotes its creator", func() {
