@@ -28,15 +28,13 @@ var _ = Describe("Team controller", func() {
 			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
 		}).Should(Succeed())
 
-		// Two tokens name the team; only the Active one counts.
-		for _, name := range []string{"checkout-ci", "checkout-old"} {
-			Expect(k8sClient.Create(ctx, b.ApiToken(name, "default", b.TeamToken("checkout")))).To(Succeed())
-		}
-		active := &v1alpha1.ApiToken{}
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "default", Name: "checkout-ci"}, active)).To(Succeed())
-		base := active.DeepCopy()
-		active.Status.Phase = v1alpha1.PhaseActive
-		Expect(k8sClient.Status().Patch(ctx, active, client.MergeFrom(base))).To(Succeed())
+		// Two tokens name the team; only the Active one counts, not the disabled one.
+		active := b.ApiToken("checkout-ci", "default", b.TeamToken("checkout"), b.WithCreator("owner"))
+		disabled := b.ApiToken("checkout-old", "default", b.TeamToken("checkout"), b.WithCreator("owner"), b.WithDisabled(true))
+		Expect(k8sClient.Create(ctx, active)).To(Succeed())
+		Expect(k8sClient.Create(ctx, disabled)).To(Succeed())
+		eventuallyPhase(disabled, v1alpha1.PhaseDisabled)
+		eventuallyPhase(active, v1alpha1.PhaseActive)
 
 		Eventually(func(g Gomega) {
 			got := &v1alpha1.Team{}
