@@ -130,6 +130,16 @@ var _ = Describe("ApiToken controller", func() {
 			}, time.Second).ShouldNot(Succeed())
 		})
 
+		It("issues a token applied before its Team once the Team exists (GitOps order)", func() {
+			name := unique("late-team")
+			tok := create(b.ApiToken(unique("early"), managedNamespace, b.TeamToken(name), b.WithCreator("jane")))
+			got := eventuallyPhase(tok, v1alpha1.PhaseFailed)
+			Expect(apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition).Reason).To(Equal(v1alpha1.ReasonTeamDeleted))
+
+			Expect(k8sClient.Create(ctx, b.Team(name, b.WithOwners(b.User("jane"))))).To(Succeed())
+			eventuallyDelivered(tok)
+		})
+
 		It("enforces team policy at reconcile time", func() {
 			team := b.Team(unique("strict"), b.WithOwners(b.User("jane")), b.WithPolicy("30d", true, "orders:*"))
 			Expect(k8sClient.Create(ctx, team)).To(Succeed())

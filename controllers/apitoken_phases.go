@@ -67,21 +67,36 @@ func (r *ApiTokenReconciler) reconcileEntitlement(ctx context.Context, s *apiTok
 		s.block(readyOf(s.token, v1alpha1.PhaseInvalidated))
 		return ctrl.Result{}, nil
 	}
-	teamList := &v1alpha1.TeamList{}
-	if err := r.List(ctx, teamList); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing Teams: %w", err)
+	decide := func(reader client.Reader, admins authz.AdminChecker) (authz.Teams, authz.Verdict, error) {
+		list := &v1alpha1.TeamList{}
+		if err := reader.List(ctx, list); err != nil {
+			return nil, authz.Verdict{}, fmt.Errorf("listing Teams: %w", err)
+		}
+		teams := authz.TeamsOf(list.Items)
+		verdict, err := authz.DecideWithAdmin(ctx, admins, s.creator, func(admin authz.AdminAnswer) authz.Verdict {
+			return authz.Entitlement(&s.token.Spec, s.creator, teams, admin)
+		})
+		return teams, verdict, err
 	}
-	teams := authz.TeamsOf(teamList.Items)
-	verdict, err := authz.DecideWithAdmin(ctx, r.Admins, s.creator, func(admin authz.AdminAnswer) authz.Verdict {
-		return authz.Entitlement(&s.token.Spec, s.creator, teams, admin)
-	})
+	teams, verdict, err := decide(r.Client, r.Admins)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if !verdict.Allowed && verdict.Reason != v1alpha1.ReasonCreatorUnknown {
+		// Invalidation is final, so it is decided on what the API server
+		// says now: the cache may not have seen a Team applied together
+		// with the token or an owner just added, nor a remembered admin
+		// answer a binding just created.
+		if teams, verdict, err = decide(r.APIReader, authz.Fresh(r.Admins)); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	if !verdict.Allowed {
 		phase := v1alpha1.PhaseInvalidated
-		if verdict.Reason == v1alpha1.ReasonCreatorUnknown {
-			phase = v1alpha1.PhaseFailed // nothing was ever trusted, so nothing to invalidate
+		if verdict.Reason == v1alpha1.ReasonCreatorUnknown || st.TokenHash == "" {
+			// Nothing was ever trusted or issued, so nothing to invalidate:
+			// Failed is re-checked whenever a Team changes.
+			phase = v1alpha1.PhaseFailed
 		}
 		s.block(outcome{phase: phase, reason: verdict.Reason, message: verdict.Message})
 		return ctrl.Result{}, nil

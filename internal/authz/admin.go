@@ -83,6 +83,15 @@ func (r *RememberingAdminChecker) IsAdmin(ctx context.Context, user *v1alpha1.Us
 	return answer, nil
 }
 
+// Fresh returns a checker that asks afresh: checker itself, or the checker a
+// RememberingAdminChecker wraps.
+func Fresh(checker AdminChecker) AdminChecker {
+	if r, ok := checker.(*RememberingAdminChecker); ok {
+		return r.Checker
+	}
+	return checker
+}
+
 // Forget drops every remembered answer.
 func (r *RememberingAdminChecker) Forget() {
 	r.mu.Lock()
