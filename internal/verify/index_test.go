@@ -1,0 +1,209 @@
+package verify
+
+import (
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	b "github.com/tokenwarden/tokenwarden/internal/builder"
+	"github.com/tokenwarden/tokenwarden/internal/token"
+)
+
+func TestIndex(t *testing.T) {
+	v1 := newValue(t, v1alpha1.TeamTokenType)
+	v2 := newValue(t, v1alpha1.TeamTokenType)
+	v3 := newValue(t, v1alpha1.TeamTokenType)
+	other := newValue(t, v1alpha1.WildcardTokenType)
+	expires := t0.Add(time.Hour)
+	overlapEnd := t0.Add(10 * time.Minute)
+	teamOpts := []b.ApiTokenOption{b.TeamToken("payments", "orders"), b.WithScopes("read:orders")}
+	creator := &v1alpha1.UserIdentity{Username: "jane", Groups: []string{"devs"}}
+
+	current := func(exp *time.Time) Entry {
+		return Entry{
+			Key:       key("ns", "tok"),
+			UID:       "uid-tok",
+			Type:      v1alpha1.TeamTokenType,
+			Teams:     []string{"payments", "orders"},
+			Scopes:    []string{"read:orders"},
+			Creator:   creator,
+			Phase:     v1alpha1.PhaseActive,
+			ExpiresAt: exp,
+		}
+	}
+	previous := func() Entry {
+		e := current(&expires)
+		e.ExpiresAt = &overlapEnd
+		e.Previous = true
+		return e
+	}
+	withCreator := withStatusCreator("jane", "devs")
+
+	tests := []struct {
+		name    string
+		upserts []*v1alpha1.ApiToken
+		deletes []types.NamespacedName
+		// want maps values to their entry; nil means not found.
+		want    map[string]*Entry
+		wantLen int
+	}{
+		{
+			name:    "current value",
+			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, withCreator, withExpiry(expires))},
+			want:    map[string]*Entry{v1: ptr(current(&expires)), v2: nil},
+			wantLen: 1,
+		},
+		{
+			name:    "no expiry means nil",
+			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, withCreator)},
+			want:    map[string]*Entry{v1: ptr(current(nil))},
+			wantLen: 1,
+		},
+		{
+			name:    "previous value in its overlap",
+			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v2, teamOpts, withCreator, withExpiry(expires), withPrevious(v1, overlapEnd))},
+			want:    map[string]*Entry{v2: ptr(current(&expires)), v1: ptr(previous())},
+			wantLen: 2,
+		},
+		{
+			name: "upsert replaces every old digest",
+			upserts: []*v1alpha1.ApiToken{
+				issued("tok", "ns", v2, teamOpts, withCreator, withExpiry(expires), withPrevious(v1, overlapEnd)),
+				issued("tok", "ns", v3, teamOpts, withCreator, withExpiry(expires)),
+			},
+			want:    map[string]*Entry{v1: nil, v2: nil, v3: ptr(current(&expires))},
+			wantLen: 1,
+		},
+		{
+			name: "a token without tokenHash has no entries",
+			upserts: []*v1alpha1.ApiToken{
+				issued("tok", "ns", v1, teamOpts, withCreator),
+				issued("tok", "ns", "", teamOpts, withCreator),
+			},
+			want:    map[string]*Entry{v1: nil},
+			wantLen: 0,
+		},
+		{
+			name: "a token being deleted has no entries",
+			upserts: []*v1alpha1.ApiToken{
+				issued("tok", "ns", v1, teamOpts, withCreator),
+				func() *v1alpha1.ApiToken {
+					tok := issued("tok", "ns", v1, teamOpts, withCreator)
+					now := metav1.NewTime(t0)
+					tok.DeletionTimestamp = &now
+					return tok
+				}(),
+			},
+			want:    map[string]*Entry{v1: nil},
+			wantLen: 0,
+		},
+		{
+			name: "delete drops current and previous, and only them",
+			upserts: []*v1alpha1.ApiToken{
+				issued("tok", "ns", v2, teamOpts, withCreator, withPrevious(v1, overlapEnd)),
+				issued("other", "ns", other, nil, withCreator),
+			},
+			deletes: []types.NamespacedName{key("ns", "tok"), key("ns", "never-seen")},
+			want:    map[string]*Entry{v1: nil, v2: nil},
+			wantLen: 1,
+		},
+		{
+			name: "tokens of the same name in other namespaces are apart",
+			upserts: []*v1alpha1.ApiToken{
+				issued("tok", "ns", v1, teamOpts, withCreator),
+				issued("tok", "elsewhere", v2, teamOpts, withCreator),
+			},
+			deletes: []types.NamespacedName{key("elsewhere", "tok")},
+			want:    map[string]*Entry{v1: ptr(current(nil)), v2: nil},
+			wantLen: 1,
+		},
+		{
+			name: "a digest two tokens claim verifies as neither",
+			upserts: []*v1alpha1.ApiToken{
+				issued("tok", "ns", v1, teamOpts, withCreator),
+				issued("copy", "ns", v1, teamOpts, withCreator),
+			},
+			want:    map[string]*Entry{v1: nil},
+			wantLen: 0,
+		},
+		{
+			name: "the other claimant verifies again once one is deleted",
+			upserts: []*v1alpha1.ApiToken{
+				issued("tok", "ns", v1, teamOpts, withCreator),
+				issued("copy", "ns", v1, teamOpts, withCreator),
+			},
+			deletes: []types.NamespacedName{key("ns", "copy")},
+			want:    map[string]*Entry{v1: ptr(current(nil))},
+			wantLen: 1,
+		},
+		{
+			name:    "the creator annotation stands in for status.creator",
+			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, append(teamOpts, b.WithCreator("jane", "devs")))},
+			want:    map[string]*Entry{v1: ptr(current(nil))},
+			wantLen: 1,
+		},
+		{
+			name:    "a previous digest equal to the current one keeps the current entry",
+			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, withCreator, withPrevious(v1, overlapEnd))},
+			want:    map[string]*Entry{v1: ptr(current(nil))},
+			wantLen: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ix := NewIndex()
+			for _, tok := range tt.upserts {
+				ix.Upsert(tok)
+			}
+			for _, k := range tt.deletes {
+				ix.Delete(k)
+			}
+			for value, want := range tt.want {
+				got, ok := ix.Lookup(token.Hash(value))
+				if want == nil {
+					g.Expect(ok).To(BeFalse(), "%s should not be found", token.DisplayPrefix(value))
+					continue
+				}
+				g.Expect(ok).To(BeTrue(), "%s should be found", token.DisplayPrefix(value))
+				g.Expect(got).To(Equal(*want))
+			}
+			g.Expect(ix.Len()).To(Equal(tt.wantLen))
+		})
+	}
+}
+
+func TestIndexCopiesOutOfTheToken(t *testing.T) {
+	g := NewWithT(t)
+	v := newValue(t, v1alpha1.TeamTokenType)
+	tok := issued("tok", "ns", v, []b.ApiTokenOption{b.TeamToken("payments"), b.WithScopes("read")},
+		withStatusCreator("jane"), withExpiry(t0))
+	ix := NewIndex()
+	ix.Upsert(tok)
+
+	// The informer's object may be reused; the index must not change with it.
+	tok.Spec.Teams[0] = "changed"
+	tok.Spec.Scopes[0] = "changed"
+	tok.Status.Creator.Username = "changed"
+	tok.Status.ExpiresAt.Time = t0.Add(time.Hour)
+
+	e, ok := ix.Lookup(token.Hash(v))
+	g.Expect(ok).To(BeTrue())
+	g.Expect(e.Teams).To(Equal([]string{"payments"}))
+	g.Expect(e.Scopes).To(Equal([]string{"read"}))
+	g.Expect(e.Creator.Username).To(Equal("jane"))
+	g.Expect(*e.ExpiresAt).To(Equal(t0))
+}
+
+func TestIndexUpsertNil(t *testing.T) {
+	g := NewWithT(t)
+	ix := NewIndex()
+	ix.Upsert(nil)
+	g.Expect(ix.Len()).To(BeZero())
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,229 @@
+package verify
+
+import (
+	"context"
+	"hash/crc32"
+	"strconv"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"golang.org/x/time/rate"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	b "github.com/tokenwarden/tokenwarden/internal/builder"
+	"github.com/tokenwarden/tokenwarden/internal/token"
+)
+
+func TestLimiterClient(t *testing.T) {
+	tests := []struct {
+		name     string
+		limits   Limits
+		failures int
+		after    time.Duration
+		want     bool
+		wantInfo RateInfo
+	}{
+		{
+			name:     "a client that never failed",
+			limits:   Limits{FailuresPerClient: 1, FailureBurst: 3},
+			want:     true,
+			wantInfo: RateInfo{Limit: 3, Remaining: 3},
+		},
+		{
+			name:     "within the burst",
+			limits:   Limits{FailuresPerClient: 1, FailureBurst: 3},
+			failures: 2,
+			want:     true,
+			wantInfo: RateInfo{Limit: 3, Remaining: 1, Reset: 2 * time.Second},
+		},
+		{
+			name:     "burst spent",
+			limits:   Limits{FailuresPerClient: 1, FailureBurst: 3},
+			failures: 3,
+			want:     false,
+			wantInfo: RateInfo{Limit: 3, Remaining: 0, Reset: 3 * time.Second, RetryAfter: time.Second},
+		},
+		{
+			name:     "failures beyond the burst spend nothing more",
+			limits:   Limits{FailuresPerClient: 1, FailureBurst: 3},
+			failures: 10,
+			want:     false,
+			wantInfo: RateInfo{Limit: 3, Remaining: 0, Reset: 3 * time.Second, RetryAfter: time.Second},
+		},
+		{
+			name:     "part of the way to the next attempt",
+			limits:   Limits{FailuresPerClient: 1, FailureBurst: 3},
+			failures: 3,
+			after:    400 * time.Millisecond,
+			want:     false,
+			wantInfo: RateInfo{Limit: 3, Remaining: 0, Reset: 2600 * time.Millisecond, RetryAfter: 600 * time.Millisecond},
+		},
+		{
+			name:     "one attempt earned back",
+			limits:   Limits{FailuresPerClient: 1, FailureBurst: 3},
+			failures: 3,
+			after:    time.Second,
+			want:     true,
+			wantInfo: RateInfo{Limit: 3, Remaining: 1, Reset: 2 * time.Second},
+		},
+		{
+			name:     "slow refill",
+			limits:   Limits{FailuresPerClient: rate.Every(time.Minute), FailureBurst: 1},
+			failures: 1,
+			want:     false,
+			wantInfo: RateInfo{Limit: 1, Remaining: 0, Reset: time.Minute, RetryAfter: time.Minute},
+		},
+		{
+			name:     "limit off",
+			limits:   Limits{FailuresPerClient: rate.Inf, FailureBurst: 1},
+			failures: 100,
+			want:     true,
+			wantInfo: RateInfo{Limit: 1, Remaining: 1},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			clk := clocktesting.NewFakePassiveClock(t0)
+			l := NewLimiter(tt.limits, clk)
+			for range tt.failures {
+				l.ChargeFailure("192.0.2.1")
+			}
+			clk.SetTime(t0.Add(tt.after))
+			info, ok := l.CheckClient("192.0.2.1")
+			g.Expect(ok).To(Equal(tt.want))
+			g.Expect(info).To(Equal(tt.wantInfo))
+
+			// Another address has its own budget.
+			_, ok = l.CheckClient("192.0.2.2")
+			g.Expect(ok).To(BeTrue())
+		})
+	}
+}
+
+func TestLimiterToken(t *testing.T) {
+	g := NewWithT(t)
+	clk := clocktesting.NewFakePassiveClock(t0)
+	l := NewLimiter(Limits{RequestsPerToken: 10, TokenBurst: 2}, clk)
+	digest := token.Hash("a")
+
+	info, ok := l.CheckToken(digest)
+	g.Expect(ok).To(BeTrue())
+	g.Expect(info).To(Equal(RateInfo{Limit: 2, Remaining: 1, Reset: 100 * time.Millisecond}))
+	_, ok = l.CheckToken(digest)
+	g.Expect(ok).To(BeTrue())
+	info, ok = l.CheckToken(digest)
+	g.Expect(ok).To(BeFalse(), "429 after the burst")
+	g.Expect(info).To(Equal(RateInfo{Limit: 2, Remaining: 0, Reset: 200 * time.Millisecond, RetryAfter: 100 * time.Millisecond}))
+
+	_, ok = l.CheckToken(token.Hash("b"))
+	g.Expect(ok).To(BeTrue(), "another token has its own budget")
+
+	clk.SetTime(t0.Add(100 * time.Millisecond))
+	_, ok = l.CheckToken(digest)
+	g.Expect(ok).To(BeTrue(), "a request earned back")
+}
+
+func TestLimitsDefaults(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(Limits{}.withDefaults()).To(Equal(DefaultLimits()))
+	custom := Limits{FailuresPerClient: 5, FailureBurst: 1, RequestsPerToken: 7, TokenBurst: 2, MaxClients: 3, MaxTokens: 4}
+	g.Expect(custom.withDefaults()).To(Equal(custom))
+}
+
+func TestLimiterBoundsClients(t *testing.T) {
+	g := NewWithT(t)
+	l := NewLimiter(Limits{MaxClients: 1000, MaxTokens: 10}, clocktesting.NewFakePassiveClock(t0))
+	for i := range 100_000 {
+		addr := "10." + strconv.Itoa(i>>16) + "." + strconv.Itoa(i>>8&0xff) + "." + strconv.Itoa(i&0xff)
+		if _, ok := l.CheckClient(addr); ok {
+			l.ChargeFailure(addr)
+		}
+	}
+	g.Expect(l.clients.len()).To(Equal(1000))
+	g.Expect(l.tokens.len()).To(BeZero(), "failures never create token limiters")
+}
+
+func TestLimiterBoundsTokens(t *testing.T) {
+	g := NewWithT(t)
+	l := NewLimiter(Limits{MaxTokens: 100}, clocktesting.NewFakePassiveClock(t0))
+	for i := range 10_000 {
+		l.CheckToken(token.Hash(strconv.Itoa(i)))
+	}
+	g.Expect(l.tokens.len()).To(Equal(100))
+}
+
+func TestLimiterEvictsLeastRecentlyUsed(t *testing.T) {
+	g := NewWithT(t)
+	l := NewLimiter(Limits{FailuresPerClient: 1, FailureBurst: 1, MaxClients: 2}, clocktesting.NewFakePassiveClock(t0))
+	l.ChargeFailure("a")
+	l.ChargeFailure("b")
+	// a client still hammering stays remembered, and so limited.
+	_, ok := l.CheckClient("a")
+	g.Expect(ok).To(BeFalse())
+	l.ChargeFailure("c")
+
+	_, ok = l.CheckClient("a")
+	g.Expect(ok).To(BeFalse(), "a was used more recently than b")
+	_, ok = l.CheckClient("b")
+	g.Expect(ok).To(BeTrue(), "b was forgotten")
+}
+
+// TestFloodOfBadTokens sends 100,000 unique well-formed but unknown values
+// from as many addresses, the most expensive garbage there is (each is
+// hashed and looked up), and checks memory stays bounded and the good
+// token's budget and verification are untouched.
+func TestFloodOfBadTokens(t *testing.T) {
+	g := NewWithT(t)
+	good := newValue(t, v1alpha1.TeamTokenType)
+	ix := NewIndex()
+	ix.Upsert(issued("good", "ns", good, []b.ApiTokenOption{b.TeamToken("a")}))
+	clk := clocktesting.NewFakePassiveClock(t0)
+	limiter := NewLimiter(Limits{FailuresPerClient: 1, FailureBurst: 5, RequestsPerToken: 1, TokenBurst: 10, MaxClients: 500, MaxTokens: 50}, clk)
+	s := &Server{Verifier: &Verifier{Index: ix, Clock: clk}, Limiter: limiter, LastUsed: NewLastUsed()}
+	ctx := context.Background()
+
+	d := s.decideUntimed(ctx, "192.0.2.10", good)
+	g.Expect(d.reason).To(BeEmpty())
+
+	// Unique values are cheap to make from one: the checksum is public.
+	base := newValue(t, v1alpha1.TeamTokenType)
+	for i := range 100_000 {
+		bad := withChecksum(base[:4] + strconv.FormatInt(int64(1_000_000_000+i), 10) + base[14:47])
+		addr := "10." + strconv.Itoa(i>>16) + "." + strconv.Itoa(i>>8&0xff) + "." + strconv.Itoa(i&0xff)
+		d := s.decideUntimed(ctx, addr, bad)
+		g.Expect(d.reason).To(Equal(ReasonUnknown))
+	}
+	// The same from one address is cut off after its burst.
+	for i := range 100 {
+		bad := withChecksum(base[:4] + strconv.FormatInt(int64(2_000_000_000+i), 10) + base[14:47])
+		d := s.decideUntimed(ctx, "203.0.113.66", bad)
+		if i < 5 {
+			g.Expect(d.reason).To(Equal(ReasonUnknown))
+		} else {
+			g.Expect(d.reason).To(Equal(ReasonRateLimited))
+		}
+	}
+
+	g.Expect(limiter.clients.len()).To(Equal(500))
+	g.Expect(limiter.tokens.len()).To(Equal(1), "only the good token has a limiter")
+	d = s.decideUntimed(ctx, "192.0.2.10", good)
+	g.Expect(d.reason).To(BeEmpty())
+	info, _ := limiter.CheckToken(token.Hash(good))
+	g.Expect(info.Remaining).To(Equal(7), "10, less the two verifications and this check")
+}
+
+// withChecksum completes the prefix and random part of a value with a
+// valid checksum.
+func withChecksum(body string) string {
+	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	n := uint64(crc32.ChecksumIEEE([]byte(body)))
+	out := make([]byte, 6)
+	for i := 5; i >= 0; i-- {
+		out[i] = alphabet[n%62]
+		n /= 62
+	}
+	return body + string(out)
+}

@@ -1,0 +1,473 @@
+package verify
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	dto "github.com/prometheus/client_model/go"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	b "github.com/tokenwarden/tokenwarden/internal/builder"
+)
+
+// fixture is a Server over an index of a few tokens.
+type fixture struct {
+	server   *Server
+	clock    *clocktesting.FakePassiveClock
+	good     string // Team token payments/ci, expiring an hour after t0
+	wildcard string // Wildcard token of jane, who owns payments
+	disabled string
+	unknown  string
+}
+
+func newFixture(t *testing.T, limits Limits) *fixture {
+	f := &fixture{
+		clock:    clocktesting.NewFakePassiveClock(t0),
+		good:     newValue(t, v1alpha1.TeamTokenType),
+		wildcard: newValue(t, v1alpha1.WildcardTokenType),
+		disabled: newValue(t, v1alpha1.TeamTokenType),
+		unknown:  newValue(t, v1alpha1.TeamTokenType),
+	}
+	ix := NewIndex()
+	ix.Upsert(issued("ci", "payments", f.good,
+		[]b.ApiTokenOption{b.TeamToken("payments", "orders"), b.WithScopes("read:orders", "write:orders")},
+		withStatusCreator("jane@example.com"), withExpiry(t0.Add(time.Hour))))
+	ix.Upsert(issued("all", "payments", f.wildcard, nil, withStatusCreator("jane@example.com")))
+	ix.Upsert(issued("off", "payments", f.disabled, []b.ApiTokenOption{b.TeamToken("payments")},
+		withPhase(v1alpha1.PhaseDisabled)))
+	f.server = &Server{
+		Verifier: &Verifier{
+			Index:  ix,
+			Clock:  f.clock,
+			Teams:  teamsFunc(b.Team("payments", b.WithOwners(b.User("jane@example.com"))), b.Team("orders")),
+			Admins: &fakeAdmins{},
+		},
+		Limiter:  NewLimiter(limits, f.clock),
+		LastUsed: NewLastUsed(),
+	}
+	return f
+}
+
+// do serves one request from addr and checks no value leaked into it.
+func (f *fixture) do(t *testing.T, r *http.Request, addr string) *httptest.ResponseRecorder {
+	t.Helper()
+	r.RemoteAddr = addr + ":40000"
+	w := httptest.NewRecorder()
+	f.server.Handler().ServeHTTP(w, r)
+	for _, v := range []string{f.good, f.wildcard, f.disabled, f.unknown} {
+		if strings.Contains(w.Body.String(), v) {
+			t.Fatal("a token value was echoed in the body")
+		}
+		for name, vals := range w.Header() {
+			for _, hv := range vals {
+				if strings.Contains(hv, v) {
+					t.Fatalf("a token value was echoed in header %s", name)
+				}
+			}
+		}
+	}
+	return w
+}
+
+// absent in wantHeaders means the header must be missing.
+const absent = "<absent>"
+
+func get(target string, header ...string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, target, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Set(header[i], header[i+1])
+	}
+	return r
+}
+
+func TestVerifyEndpoint(t *testing.T) {
+	f := newFixture(t, DefaultLimits())
+	goodIdentity := `{
+		"user": "tokenwarden:payments:ci", "name": "ci", "namespace": "payments", "uid": "uid-ci",
+		"type": "Team", "teams": ["payments", "orders"], "scopes": ["read:orders", "write:orders"],
+		"expiresAt": "2030-01-02T04:04:05Z", "creator": "jane@example.com"
+	}`
+	tests := []struct {
+		name        string
+		req         *http.Request
+		allowQuery  bool
+		wantStatus  int
+		wantHeaders map[string]string // absent means the header must be missing
+		wantBody    string
+	}{
+		{
+			name:       "verified",
+			req:        get("/verify", "Authorization", "Bearer "+f.good),
+			wantStatus: http.StatusOK,
+			wantHeaders: map[string]string{
+				"Content-Type":             "application/json",
+				"Cache-Control":            "no-store",
+				"X-Tokenwarden-User":       "tokenwarden:payments:ci",
+				"X-Tokenwarden-Name":       "ci",
+				"X-Tokenwarden-Namespace":  "payments",
+				"X-Tokenwarden-Type":       "Team",
+				"X-Tokenwarden-Teams":      "payments,orders",
+				"X-Tokenwarden-Scopes":     "read:orders,write:orders",
+				"X-Tokenwarden-Expires-At": "2030-01-02T04:04:05Z",
+				"X-Tokenwarden-Creator":    "jane@example.com",
+				"WWW-Authenticate":         absent,
+				"X-Tokenwarden-Reason":     absent,
+			},
+			wantBody: goodIdentity,
+		},
+		{
+			name:       "wildcard token, no expiry",
+			req:        get("/verify", "Token", f.wildcard),
+			wantStatus: http.StatusOK,
+			wantHeaders: map[string]string{
+				"X-Tokenwarden-Type":       "Wildcard",
+				"X-Tokenwarden-Teams":      "payments",
+				"X-Tokenwarden-Scopes":     "",
+				"X-Tokenwarden-Expires-At": absent,
+			},
+			wantBody: `{"user": "tokenwarden:payments:all", "name": "all", "namespace": "payments", "uid": "uid-all",
+				"type": "Wildcard", "teams": ["payments"], "scopes": [], "creator": "jane@example.com"}`,
+		},
+		{
+			name:       "missing",
+			req:        get("/verify"),
+			wantStatus: http.StatusUnauthorized,
+			wantHeaders: map[string]string{
+				"WWW-Authenticate":     `Bearer realm="tokenwarden"`,
+				"X-Tokenwarden-Reason": "Missing",
+				"Content-Type":         "application/json",
+				"X-Tokenwarden-User":   absent,
+			},
+			wantBody: `{"reason": "Missing"}`,
+		},
+		{
+			name:       "malformed",
+			req:        get("/verify", "Authorization", "Bearer hunter2"),
+			wantStatus: http.StatusUnauthorized,
+			wantHeaders: map[string]string{
+				"WWW-Authenticate":     `Bearer realm="tokenwarden", error="invalid_token", error_description="Malformed"`,
+				"X-Tokenwarden-Reason": "Malformed",
+			},
+			wantBody: `{"reason": "Malformed"}`,
+		},
+		{
+			name:       "unknown",
+			req:        get("/verify", "Authorization", "apiToken "+f.unknown),
+			wantStatus: http.StatusUnauthorized,
+			wantHeaders: map[string]string{
+				"WWW-Authenticate":     `Bearer realm="tokenwarden", error="invalid_token", error_description="Unknown"`,
+				"X-Tokenwarden-Reason": "Unknown",
+			},
+			wantBody: `{"reason": "Unknown"}`,
+		},
+		{
+			name:       "disabled",
+			req:        get("/verify", "Authorization", "accessToken "+f.disabled),
+			wantStatus: http.StatusUnauthorized,
+			wantHeaders: map[string]string{
+				"WWW-Authenticate":     `Bearer realm="tokenwarden", error="invalid_token", error_description="Disabled"`,
+				"X-Tokenwarden-Reason": "Disabled",
+			},
+			wantBody: `{"reason": "Disabled"}`,
+		},
+		{
+			name:        "query token when not allowed",
+			req:         get("/verify?token=" + f.good),
+			wantStatus:  http.StatusUnauthorized,
+			wantHeaders: map[string]string{"X-Tokenwarden-Reason": "Missing"},
+			wantBody:    `{"reason": "Missing"}`,
+		},
+		{
+			name:        "query token when allowed",
+			req:         get("/verify?token=" + f.good),
+			allowQuery:  true,
+			wantStatus:  http.StatusOK,
+			wantHeaders: map[string]string{"X-Tokenwarden-User": "tokenwarden:payments:ci"},
+			wantBody:    goodIdentity,
+		},
+		{
+			name:       "HEAD is a GET without body",
+			req:        httptest.NewRequest(http.MethodHead, "/verify", nil),
+			wantStatus: http.StatusUnauthorized,
+		},
+		{
+			name:       "wrong method",
+			req:        httptest.NewRequest(http.MethodPost, "/verify", nil),
+			wantStatus: http.StatusMethodNotAllowed,
+		},
+		{
+			name:       "unknown path",
+			req:        get("/verify/extra"),
+			wantStatus: http.StatusNotFound,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			f.server.AllowQueryToken = tt.allowQuery
+			w := f.do(t, tt.req, "192.0.2.1")
+			g.Expect(w.Code).To(Equal(tt.wantStatus))
+			for name, want := range tt.wantHeaders {
+				name = http.CanonicalHeaderKey(name)
+				if want == absent {
+					g.Expect(w.Header()).NotTo(HaveKey(name), name)
+				} else {
+					g.Expect(w.Header()).To(HaveKeyWithValue(name, []string{want}), name)
+				}
+			}
+			if tt.wantBody != "" {
+				g.Expect(w.Body.String()).To(MatchJSON(tt.wantBody))
+			}
+		})
+	}
+}
+
+func TestVerifyEndpointClientLimit(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Limits{FailuresPerClient: 0.5, FailureBurst: 2})
+
+	for range 2 {
+		w := f.do(t, get("/verify", "Authorization", "Bearer "+f.unknown), "192.0.2.1")
+		g.Expect(w.Code).To(Equal(http.StatusUnauthorized))
+	}
+	// Spent: even a good token is not looked at from this address now.
+	w := f.do(t, get("/verify", "Authorization", "Bearer "+f.good), "192.0.2.1")
+	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests))
+	g.Expect(w.Header().Get("Retry-After")).To(Equal("2"))
+	g.Expect(w.Header().Get("RateLimit-Limit")).To(Equal("2"))
+	g.Expect(w.Header().Get("RateLimit-Remaining")).To(Equal("0"))
+	g.Expect(w.Header().Get("RateLimit-Reset")).To(Equal("4"))
+	g.Expect(w.Header().Get("WWW-Authenticate")).To(BeEmpty())
+	g.Expect(w.Body.String()).To(MatchJSON(`{"reason": "RateLimited"}`))
+	g.Expect(f.server.LastUsed.Drain()).To(BeEmpty())
+
+	// Other addresses are unaffected.
+	w = f.do(t, get("/verify", "Authorization", "Bearer "+f.good), "192.0.2.2")
+	g.Expect(w.Code).To(Equal(http.StatusOK))
+
+	// Retry-After is honest: after it, the client may try again.
+	f.clock.SetTime(t0.Add(2 * time.Second))
+	w = f.do(t, get("/verify", "Authorization", "Bearer "+f.good), "192.0.2.1")
+	g.Expect(w.Code).To(Equal(http.StatusOK))
+}
+
+func TestVerifyEndpointRetryAfterIsAtLeastOneSecond(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Limits{FailuresPerClient: 100, FailureBurst: 1})
+	f.do(t, get("/verify"), "192.0.2.1")
+	w := f.do(t, get("/verify"), "192.0.2.1")
+	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests))
+	g.Expect(w.Header().Get("Retry-After")).To(Equal("1"), "10ms rounds up to a whole second")
+}
+
+func TestVerifyEndpointTokenLimit(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Limits{RequestsPerToken: 1, TokenBurst: 2})
+	for range 2 {
+		w := f.do(t, get("/verify", "Authorization", "Bearer "+f.good), "192.0.2.1")
+		g.Expect(w.Code).To(Equal(http.StatusOK))
+	}
+	// The limit follows the token, not the address.
+	w := f.do(t, get("/verify", "Authorization", "Bearer "+f.good), "192.0.2.2")
+	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests))
+	g.Expect(w.Header().Get("Retry-After")).To(Equal("1"))
+	g.Expect(w.Header().Get("RateLimit-Limit")).To(Equal("2"))
+	g.Expect(w.Header().Get("RateLimit-Remaining")).To(Equal("0"))
+	g.Expect(w.Header().Get("RateLimit-Reset")).To(Equal("2"))
+	// Another token is unaffected, and a limited request is no failure.
+	w = f.do(t, get("/verify", "Authorization", "Bearer "+f.wildcard), "192.0.2.2")
+	g.Expect(w.Code).To(Equal(http.StatusOK))
+	info, _ := f.server.Limiter.CheckClient("192.0.2.2")
+	g.Expect(info.Remaining).To(Equal(DefaultLimits().FailureBurst))
+}
+
+func TestVerifyEndpointRecordsLastUse(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, DefaultLimits())
+	f.do(t, get("/verify", "Authorization", "Bearer "+f.good), "192.0.2.1")
+	f.do(t, get("/verify", "Authorization", "Bearer "+f.disabled), "192.0.2.1")
+	f.clock.SetTime(t0.Add(time.Minute))
+	f.do(t, get("/verify", "Authorization", "Bearer "+f.good), "192.0.2.1")
+
+	g.Expect(f.server.LastUsed.Drain()).To(Equal(map[types.NamespacedName]time.Time{key("payments", "ci"): t0.Add(time.Minute)}))
+	g.Expect(f.server.LastUsed.Drain()).To(BeEmpty())
+}
+
+func TestUnavailableIsNotTheClientsFault(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Limits{FailuresPerClient: 1, FailureBurst: 1})
+	f.server.Verifier.Admins = &fakeAdmins{err: errors.New("SubjectAccessReview timed out")}
+	for range 3 {
+		w := f.do(t, get("/verify", "Authorization", "Bearer "+f.wildcard), "192.0.2.1")
+		g.Expect(w.Code).To(Equal(http.StatusServiceUnavailable))
+		g.Expect(w.Header().Get("Retry-After")).To(Equal("1"))
+		g.Expect(w.Body.String()).To(MatchJSON(`{"reason": "Unavailable"}`))
+	}
+	w := f.do(t, post("/tokenreview", review(f.wildcard)), "192.0.2.1")
+	g.Expect(w.Code).To(Equal(http.StatusServiceUnavailable))
+	_, ok := f.server.Limiter.CheckClient("192.0.2.1")
+	g.Expect(ok).To(BeTrue())
+}
+
+func review(value string, audiences ...string) string {
+	data, err := json.Marshal(authenticationv1.TokenReview{
+		TypeMeta: typeMeta("authentication.k8s.io/v1"),
+		Spec:     authenticationv1.TokenReviewSpec{Token: value, Audiences: audiences},
+	})
+	if err != nil {
+		panic(err)
+	}
+	return string(data)
+}
+
+func post(target, body string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, target, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	return r
+}
+
+func TestTokenReview(t *testing.T) {
+	f := newFixture(t, DefaultLimits())
+	verified := func(audiences ...string) authenticationv1.TokenReview {
+		return authenticationv1.TokenReview{
+			TypeMeta: typeMeta("authentication.k8s.io/v1"),
+			Status: authenticationv1.TokenReviewStatus{
+				Authenticated: true,
+				User: authenticationv1.UserInfo{
+					Username: "tokenwarden:payments:ci",
+					UID:      "uid-ci",
+					Groups:   []string{"tokenwarden:type:Team", "tokenwarden:team:payments", "tokenwarden:team:orders"},
+					Extra:    map[string]authenticationv1.ExtraValue{"auth.tokenwarden.io/scopes": {"read:orders", "write:orders"}},
+				},
+				Audiences: audiences,
+			},
+		}
+	}
+	refused := func(reason string) authenticationv1.TokenReview {
+		return authenticationv1.TokenReview{
+			TypeMeta: typeMeta("authentication.k8s.io/v1"),
+			Status:   authenticationv1.TokenReviewStatus{Error: reason},
+		}
+	}
+	tests := []struct {
+		name       string
+		path       string
+		body       string
+		wantStatus int
+		want       *authenticationv1.TokenReview
+	}{
+		{"verified", "/apis/authentication.k8s.io/v1/tokenreviews", review(f.good), http.StatusOK, ptr(verified())},
+		{"short path", "/tokenreview", review(f.good), http.StatusOK, ptr(verified())},
+		{"audiences are echoed", "/tokenreview", review(f.good, "https://kubernetes.default.svc", "vault"), http.StatusOK, ptr(verified("https://kubernetes.default.svc", "vault"))},
+		{"refused is still 200", "/tokenreview", review(f.unknown), http.StatusOK, ptr(refused("Unknown"))},
+		{"disabled", "/tokenreview", review(f.disabled), http.StatusOK, ptr(refused("Disabled"))},
+		{"garbage", "/tokenreview", review("hunter2"), http.StatusOK, ptr(refused("Malformed"))},
+		{"no token", "/tokenreview", review(""), http.StatusOK, ptr(refused("Missing"))},
+		{
+			name: "v1beta1 is answered in v1beta1", path: "/tokenreview",
+			body:       strings.Replace(review(f.unknown), "authentication.k8s.io/v1", "authentication.k8s.io/v1beta1", 1),
+			wantStatus: http.StatusOK,
+			want: &authenticationv1.TokenReview{
+				TypeMeta: typeMeta("authentication.k8s.io/v1beta1"),
+				Status:   authenticationv1.TokenReviewStatus{Error: "Unknown"},
+			},
+		},
+		{"malformed JSON", "/tokenreview", `{"spec": {"token": "` + f.good + `"`, http.StatusBadRequest, nil},
+		{"not JSON", "/tokenreview", "token=" + f.good, http.StatusBadRequest, nil},
+		{"wrong JSON type", "/tokenreview", `{"spec": {"token": 42}}`, http.StatusBadRequest, nil},
+		{"too large", "/tokenreview", `{"spec": {"token": "` + strings.Repeat("a", maxReviewBytes) + `"}}`, http.StatusBadRequest, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			w := f.do(t, post(tt.path, tt.body), "192.0.2.1")
+			g.Expect(w.Code).To(Equal(tt.wantStatus))
+			g.Expect(w.Header().Get("Content-Type")).To(Equal("application/json"))
+			if tt.want == nil {
+				return
+			}
+			var got authenticationv1.TokenReview
+			g.Expect(json.Unmarshal(w.Body.Bytes(), &got)).To(Succeed())
+			g.Expect(got).To(Equal(*tt.want))
+		})
+	}
+}
+
+func TestTokenReviewMethod(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, DefaultLimits())
+	w := f.do(t, get("/tokenreview"), "192.0.2.1")
+	g.Expect(w.Code).To(Equal(http.StatusMethodNotAllowed))
+}
+
+func TestTokenReviewRateLimited(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Limits{FailuresPerClient: 1, FailureBurst: 1})
+	w := f.do(t, post("/tokenreview", review(f.unknown)), "192.0.2.1")
+	g.Expect(w.Code).To(Equal(http.StatusOK))
+
+	w = f.do(t, post("/tokenreview", review(f.good)), "192.0.2.1")
+	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests))
+	g.Expect(w.Header().Get("Retry-After")).To(Equal("1"))
+	g.Expect(w.Header().Get("RateLimit-Limit")).To(Equal("1"))
+	g.Expect(w.Header().Get("RateLimit-Remaining")).To(Equal("0"))
+	g.Expect(w.Body.String()).To(MatchJSON(`{"reason": "RateLimited"}`))
+}
+
+func TestMetrics(t *testing.T) {
+	g := NewWithT(t)
+	RegisterMetrics()
+	RegisterMetrics() // a second call must not panic on duplicate registration
+
+	f := newFixture(t, Limits{FailuresPerClient: 1, FailureBurst: 1, RequestsPerToken: 1, TokenBurst: 1})
+	verified := counterValue(t, resultsTotal.WithLabelValues("Verified"))
+	unknown := counterValue(t, resultsTotal.WithLabelValues("Unknown"))
+	limited := counterValue(t, resultsTotal.WithLabelValues("RateLimited"))
+	byClient := counterValue(t, rateLimitedTotal.WithLabelValues("client"))
+	byToken := counterValue(t, rateLimitedTotal.WithLabelValues("token"))
+
+	f.do(t, get("/verify", "Token", f.good), "192.0.2.1")
+	f.do(t, get("/verify", "Token", f.good), "192.0.2.1")
+	f.do(t, get("/verify", "Token", f.unknown), "192.0.2.2")
+	f.do(t, get("/verify", "Token", f.unknown), "192.0.2.2")
+
+	g.Expect(counterValue(t, resultsTotal.WithLabelValues("Verified"))).To(Equal(verified + 1))
+	g.Expect(counterValue(t, resultsTotal.WithLabelValues("Unknown"))).To(Equal(unknown + 1))
+	g.Expect(counterValue(t, resultsTotal.WithLabelValues("RateLimited"))).To(Equal(limited + 2))
+	g.Expect(counterValue(t, rateLimitedTotal.WithLabelValues("client"))).To(Equal(byClient + 1))
+	g.Expect(counterValue(t, rateLimitedTotal.WithLabelValues("token"))).To(Equal(byToken + 1))
+
+	families, err := ctrlmetrics.Registry.Gather()
+	g.Expect(err).NotTo(HaveOccurred())
+	names := map[string]bool{}
+	for _, mf := range families {
+		names[mf.GetName()] = true
+	}
+	g.Expect(names).To(HaveKey("tokenwarden_verification_results_total"))
+	g.Expect(names).To(HaveKey("tokenwarden_verification_duration_seconds"))
+	g.Expect(names).To(HaveKey("tokenwarden_verification_rate_limited_total"))
+}
+
+func counterValue(t *testing.T, c interface{ Write(*dto.Metric) error }) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+func typeMeta(apiVersion string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: apiVersion, Kind: "TokenReview"}
+}

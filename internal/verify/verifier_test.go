@@ -1,0 +1,336 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	b "github.com/tokenwarden/tokenwarden/internal/builder"
+	"github.com/tokenwarden/tokenwarden/internal/token"
+)
+
+func TestVerify(t *testing.T) {
+	payments := b.Team("payments", b.WithOwners(b.User("jane")))
+	orders := b.Team("orders", b.WithOwners(b.Group("order-leads")))
+	billing := b.Team("billing", b.WithOwners(b.User("bob")))
+	teams := teamsFunc(payments, orders, billing)
+	allTeams := []string{"billing", "orders", "payments"}
+
+	expires := t0.Add(time.Hour)
+	overlapEnd := t0.Add(10 * time.Minute)
+	teamOpts := []b.ApiTokenOption{b.TeamToken("payments", "orders"), b.WithScopes("read:orders", "write:orders")}
+	adminOpts := []b.ApiTokenOption{b.WithType(v1alpha1.AdminTokenType)}
+
+	// tokenCase is an ApiToken issued with a value of typ.
+	type tokenCase struct {
+		typ    v1alpha1.ApiTokenType
+		opts   []b.ApiTokenOption
+		status []statusOption
+	}
+	tests := []struct {
+		name string
+		tok  *tokenCase
+		// value overrides the value presented; present picks "current" or
+		// "previous" of the token, "" meaning current.
+		value   string
+		present string
+		at      time.Time
+		teams   func(context.Context) ([]v1alpha1.Team, error)
+		admins  *fakeAdmins
+		// wantTeams is checked when wantReason is "".
+		wantReason string
+		wantTeams  []string
+		wantExpiry *time.Time
+		wantAsked  int
+	}{
+		{name: "missing", value: "", present: "literal", wantReason: ReasonMissing},
+		{name: "garbage", value: "hunter2", present: "literal", wantReason: ReasonMalformed},
+		{name: "another installation's base", value: "xx" + newValue(t, v1alpha1.TeamTokenType)[2:], present: "literal", wantReason: ReasonMalformed},
+		{name: "a typo breaks the checksum", value: typo(newValue(t, v1alpha1.TeamTokenType)), present: "literal", wantReason: ReasonMalformed},
+		{name: "well-formed but never issued", value: newValue(t, v1alpha1.TeamTokenType), present: "literal", wantReason: ReasonUnknown},
+		{
+			name:       "active team token",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withExpiry(expires)}},
+			wantTeams:  []string{"payments", "orders"},
+			wantExpiry: &expires,
+		},
+		{
+			name:       "one nanosecond before expiry",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withExpiry(expires)}},
+			at:         expires.Add(-time.Nanosecond),
+			wantTeams:  []string{"payments", "orders"},
+			wantExpiry: &expires,
+		},
+		{
+			name:       "expired on the exact instant, before any reconcile",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withExpiry(expires)}},
+			at:         expires,
+			wantReason: ReasonExpired,
+		},
+		{
+			name:       "disabled",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withPhase(v1alpha1.PhaseDisabled)}},
+			wantReason: ReasonDisabled,
+		},
+		{
+			name:       "invalidated",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withPhase(v1alpha1.PhaseInvalidated)}},
+			wantReason: ReasonInvalidated,
+		},
+		{
+			name:       "phase Expired",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withPhase(v1alpha1.PhaseExpired)}},
+			wantReason: ReasonExpired,
+		},
+		{
+			name:       "pending",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withPhase(v1alpha1.PhasePending)}},
+			wantReason: ReasonNotActive,
+		},
+		{
+			name:       "failed",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withPhase(v1alpha1.PhaseFailed)}},
+			wantReason: ReasonNotActive,
+		},
+		{
+			name:       "no phase yet",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withPhase("")}},
+			wantReason: ReasonNotActive,
+		},
+		{
+			name:       "previous value within its overlap",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withExpiry(expires)}},
+			present:    "previous",
+			at:         overlapEnd.Add(-time.Second),
+			wantTeams:  []string{"payments", "orders"},
+			wantExpiry: &overlapEnd,
+		},
+		{
+			name:       "previous value when its overlap ends",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withExpiry(expires)}},
+			present:    "previous",
+			at:         overlapEnd,
+			wantReason: ReasonExpired,
+		},
+		{
+			name:       "previous value of a disabled token",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withPhase(v1alpha1.PhaseDisabled)}},
+			present:    "previous",
+			wantReason: ReasonDisabled,
+		},
+		{
+			name:       "previous value of an invalidated token",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withPhase(v1alpha1.PhaseInvalidated)}},
+			present:    "previous",
+			wantReason: ReasonInvalidated,
+		},
+		{
+			name:       "the value's type letter must match spec.type",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: adminOpts},
+			wantReason: ReasonUnknown,
+		},
+		{
+			name:      "wildcard token of an owner: the teams owned now",
+			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, status: []statusOption{withStatusCreator("jane", "order-leads")}},
+			admins:    &fakeAdmins{},
+			wantTeams: []string{"orders", "payments"},
+			wantAsked: 1,
+		},
+		{
+			name:      "wildcard token of an admin: every team",
+			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, status: []statusOption{withStatusCreator("boss")}},
+			admins:    &fakeAdmins{admins: map[string]bool{"boss": true}},
+			wantTeams: allTeams,
+			wantAsked: 1,
+		},
+		{
+			name:      "wildcard token of an owner of every team asks no admin check",
+			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, status: []statusOption{withStatusCreator("jane", "order-leads")}},
+			teams:     teamsFunc(payments, orders),
+			admins:    &fakeAdmins{},
+			wantTeams: []string{"orders", "payments"},
+			wantAsked: 0,
+		},
+		{
+			name:      "wildcard token whose creator owns nothing any more",
+			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, status: []statusOption{withStatusCreator("gone")}},
+			admins:    &fakeAdmins{},
+			wantTeams: []string{},
+			wantAsked: 1,
+		},
+		{
+			name:       "wildcard token when the admin check fails",
+			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []statusOption{withStatusCreator("jane")}},
+			admins:     &fakeAdmins{err: errors.New("SubjectAccessReview timed out")},
+			wantReason: ReasonUnavailable,
+			wantAsked:  1,
+		},
+		{
+			name:       "wildcard token when the Team cache fails",
+			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []statusOption{withStatusCreator("jane")}},
+			teams:      failingTeams,
+			wantReason: ReasonUnavailable,
+		},
+		{
+			name:      "admin token: every team, without asking",
+			tok:       &tokenCase{typ: v1alpha1.AdminTokenType, opts: adminOpts, status: []statusOption{withStatusCreator("boss")}},
+			admins:    &fakeAdmins{},
+			wantTeams: allTeams,
+		},
+		{
+			name:       "a refused token does not need its teams",
+			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []statusOption{withPhase(v1alpha1.PhaseDisabled)}},
+			teams:      failingTeams,
+			wantReason: ReasonDisabled,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ix := NewIndex()
+			value := tt.value
+			if tt.tok != nil {
+				current := newValue(t, tt.tok.typ)
+				prev := newValue(t, tt.tok.typ)
+				status := append([]statusOption{withPrevious(prev, overlapEnd)}, tt.tok.status...)
+				ix.Upsert(issued("tok", "ns", current, tt.tok.opts, status...))
+				value = current
+				if tt.present == "previous" {
+					value = prev
+				}
+			}
+			at := tt.at
+			if at.IsZero() {
+				at = t0
+			}
+			v := &Verifier{Index: ix, Clock: clocktesting.NewFakePassiveClock(at), Teams: teams}
+			if tt.teams != nil {
+				v.Teams = tt.teams
+			}
+			if tt.admins != nil {
+				v.Admins = tt.admins
+			}
+
+			id, reason := v.Verify(context.Background(), value)
+			g.Expect(reason).To(Equal(tt.wantReason))
+			if tt.admins != nil {
+				g.Expect(tt.admins.askedCount()).To(Equal(tt.wantAsked))
+			}
+			if tt.wantReason != "" {
+				g.Expect(id).To(BeZero())
+				return
+			}
+			g.Expect(id.User).To(Equal("tokenwarden:ns:tok"))
+			g.Expect(id.Type).To(Equal(string(tt.tok.typ)))
+			g.Expect(id.Teams).To(Equal(tt.wantTeams))
+			if tt.wantExpiry == nil {
+				g.Expect(id.ExpiresAt).To(BeNil())
+			} else {
+				g.Expect(id.ExpiresAt).To(HaveValue(Equal(*tt.wantExpiry)))
+			}
+		})
+	}
+}
+
+func TestVerifyIdentity(t *testing.T) {
+	g := NewWithT(t)
+	value := newValue(t, v1alpha1.TeamTokenType)
+	expires := t0.Add(time.Hour)
+	ix := NewIndex()
+	ix.Upsert(issued("ci", "payments", value,
+		[]b.ApiTokenOption{b.TeamToken("payments"), b.WithScopes("read:orders")},
+		withStatusCreator("jane@example.com", "devs"), withExpiry(expires)))
+	v := &Verifier{Index: ix, Clock: clocktesting.NewFakePassiveClock(t0)}
+
+	id, reason := v.Verify(context.Background(), value)
+	g.Expect(reason).To(BeEmpty())
+	g.Expect(id).To(Equal(Identity{
+		User:      "tokenwarden:payments:ci",
+		Name:      "ci",
+		Namespace: "payments",
+		UID:       "uid-ci",
+		Type:      "Team",
+		Teams:     []string{"payments"},
+		Scopes:    []string{"read:orders"},
+		ExpiresAt: &expires,
+		Creator:   "jane@example.com",
+	}))
+
+	// Callers may change what they got without changing the index.
+	id.Teams[0] = "changed"
+	id.Scopes[0] = "changed"
+	*id.ExpiresAt = t0.Add(100 * time.Hour)
+	again, _ := v.Verify(context.Background(), value)
+	g.Expect(again.Teams).To(Equal([]string{"payments"}))
+	g.Expect(again.Scopes).To(Equal([]string{"read:orders"}))
+	g.Expect(*again.ExpiresAt).To(Equal(expires))
+}
+
+func TestVerifyEmptyListsAreNotNull(t *testing.T) {
+	g := NewWithT(t)
+	value := newValue(t, v1alpha1.WildcardTokenType)
+	ix := NewIndex()
+	ix.Upsert(issued("w", "ns", value, nil))
+	v := &Verifier{Index: ix}
+
+	id, reason := v.Verify(context.Background(), value)
+	g.Expect(reason).To(BeEmpty())
+	g.Expect(id.Teams).NotTo(BeNil())
+	g.Expect(id.Scopes).NotTo(BeNil())
+}
+
+func TestVerifyWithoutIndex(t *testing.T) {
+	g := NewWithT(t)
+	_, reason := (&Verifier{}).Verify(context.Background(), newValue(t, v1alpha1.TeamTokenType))
+	g.Expect(reason).To(Equal(ReasonUnknown))
+}
+
+func TestVerifyCustomFormat(t *testing.T) {
+	g := NewWithT(t)
+	f := token.Format{Base: "acme"}
+	value, err := f.Generate(v1alpha1.TeamTokenType)
+	g.Expect(err).NotTo(HaveOccurred())
+	ix := NewIndex()
+	ix.Upsert(issued("tok", "ns", value, []b.ApiTokenOption{b.TeamToken("a")}))
+
+	_, reason := (&Verifier{Index: ix, Format: f}).Verify(context.Background(), value)
+	g.Expect(reason).To(BeEmpty())
+	_, reason = (&Verifier{Index: ix}).Verify(context.Background(), value)
+	g.Expect(reason).To(Equal(ReasonMalformed))
+}
+
+func TestDigestsEqual(t *testing.T) {
+	d := token.Hash("x")
+	tests := []struct {
+		name string
+		a, b string
+		want bool
+	}{
+		{"equal", d, d, true},
+		{"last byte differs", d, d[:len(d)-1] + "z", false},
+		{"first byte differs", d, "S" + d[1:], false},
+		{"shorter", d, d[:10], false},
+		{"both empty", "", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			NewWithT(t).Expect(digestsEqual(tt.a, tt.b)).To(Equal(tt.want))
+		})
+	}
+}
+
+// typo changes one character of the random part of value, keeping its
+// shape, as a person copying it by hand might.
+func typo(value string) string {
+	i := len(value) - 10
+	c := byte('A')
+	if value[i] == 'A' {
+		c = 'B'
+	}
+	return value[:i] + string(c) + value[i+1:]
+}
