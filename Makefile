@@ -76,8 +76,12 @@ verify: manifests generate fmt ## Regenerate everything and fail if anything cha
 controlplane: ## Build kube-apiserver, etcd and kubectl from source into bin/k8s (once).
 	@K8S_VERSION=$(K8S_VERSION) hack/controlplane.sh >/dev/null
 
+.PHONY: nginx
+nginx: ## Install nginx (Debian package) for the end-to-end test, if missing and possible.
+	@hack/ensure-nginx.sh
+
 .PHONY: test
-test: manifests generate fmt vet controlplane ## Run unit and envtest suites against the real control plane.
+test: manifests generate fmt vet controlplane nginx ## Run unit, envtest and end-to-end suites against the real control plane.
 	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" go test ./... $(TEST_FLAGS) -coverprofile cover.out
 
 .PHONY: bench

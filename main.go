@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -33,6 +34,8 @@ import (
 	"github.com/tokenwarden/tokenwarden/internal/devenv"
 	"github.com/tokenwarden/tokenwarden/internal/index"
 	"github.com/tokenwarden/tokenwarden/internal/token"
+	"github.com/tokenwarden/tokenwarden/internal/verify"
+	"github.com/tokenwarden/tokenwarden/internal/verifyserver"
 	webhooks "github.com/tokenwarden/tokenwarden/webhook"
 )
 
@@ -57,6 +60,11 @@ type options struct {
 	webhooks        bool
 	webhookPort     int
 	webhookCertDir  string
+	verify          bool
+	verifyAddr      string
+	verifyCertDir   string
+	verifyQuery     bool
+	flushInterval   time.Duration
 }
 
 func main() {
@@ -70,6 +78,11 @@ func main() {
 	flag.BoolVar(&opts.webhooks, "enable-webhooks", true, "Serve the admission webhooks (needed wherever the webhook configurations point at this operator).")
 	flag.IntVar(&opts.webhookPort, "webhook-port", 9443, "Port the admission webhook server listens on.")
 	flag.StringVar(&opts.webhookCertDir, "webhook-cert-dir", "", "Directory with tls.crt and tls.key for the webhook server (default: controller-runtime's, /tmp/k8s-webhook-server/serving-certs).")
+	flag.BoolVar(&opts.verify, "enable-verification", true, "Serve TokenReview and /verify (on every replica).")
+	flag.StringVar(&opts.verifyAddr, "verify-bind-address", ":8443", "Address the verification server (HTTPS) listens on.")
+	flag.StringVar(&opts.verifyCertDir, "verify-cert-dir", "/tmp/k8s-verify-server/serving-certs", "Directory with tls.crt and tls.key for the verification server; reloaded when they change.")
+	flag.BoolVar(&opts.verifyQuery, "verify-allow-query-token", false, "Accept the token as ?token= on /verify. Off by default: query strings end up in access logs.")
+	flag.DurationVar(&opts.flushInterval, "last-used-flush-interval", time.Minute, "How often lastUsedAt is written: at most once per token per interval.")
 	flag.StringVar(&opts.tokenBase, "token-prefix", token.DefaultBase, "Base prefix of issued token values (lowercase letters and digits); a type letter and \"_\" follow it, e.g. \"twt_\".")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -106,6 +119,11 @@ func run(ctx context.Context, opts options) error {
 			setupLog.Info("Stopped control plane processes left by an earlier run", "count", local.Reaped)
 		}
 		cfg = local.Config
+		opts.verify = true
+		opts.verifyAddr, opts.verifyCertDir = local.Verify.Address, local.Verify.CertDir
+		if !flagSet("metrics-bind-address") {
+			opts.metricsAddr = local.MetricsAddress
+		}
 	} else if cfg, err = ctrl.GetConfig(); err != nil {
 		return fmt.Errorf("no cluster configured (use --dev for the local mode): %w", err)
 	}
@@ -135,12 +153,16 @@ func run(ctx context.Context, opts options) error {
 	if err := (&controllers.TeamReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the Team controller: %w", err)
 	}
+	// One memory of admin answers for the reconciler and the verifier; it
+	// forgets on every cluster RBAC change (see verifyserver and the
+	// ApiToken controller's RBAC watch).
+	admins := &authz.RememberingAdminChecker{Checker: &authz.SubjectAccessReviewer{Client: mgr.GetClient()}}
 	if err := (&controllers.ApiTokenReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Clock:     clock.RealClock{},
 		Format:    token.Format{Base: opts.tokenBase},
-		Admins:    &authz.RememberingAdminChecker{Checker: &authz.SubjectAccessReviewer{Client: mgr.GetClient()}},
+		Admins:    admins,
 		Recorder:  mgr.GetEventRecorder("tokenwarden"),
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the ApiToken controller: %w", err)
@@ -150,6 +172,20 @@ func run(ctx context.Context, opts options) error {
 		// the leader does not watch RBAC, so it must not remember answers.
 		if err := webhooks.SetupWithManager(mgr, &authz.SubjectAccessReviewer{Client: mgr.GetClient()}, clock.RealClock{}); err != nil {
 			return fmt.Errorf("setting up the admission webhooks: %w", err)
+		}
+	}
+	if opts.verify {
+		if _, err := verifyserver.Setup(ctx, mgr, verifyserver.Options{
+			BindAddress:     opts.verifyAddr,
+			CertDir:         opts.verifyCertDir,
+			AllowQueryToken: opts.verifyQuery,
+			FlushInterval:   opts.flushInterval,
+			Format:          token.Format{Base: opts.tokenBase},
+			Admins:          admins,
+			Limits:          verify.DefaultLimits(),
+			Clock:           clock.RealClock{},
+		}); err != nil {
+			return fmt.Errorf("setting up verification: %w", err)
 		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -184,11 +220,20 @@ func cacheOptions() cache.Options {
 // caches are in sync (runnables start only after that).
 func readyBanner(local *devenv.Env) manager.RunnableFunc {
 	return func(ctx context.Context) error {
+		fmt.Printf("tokenwarden: verification at %s (CA %s), metrics at http://%s/metrics; both in %s\n",
+			local.Verify.URL, relative(local.Verify.CAFile), local.MetricsAddress, relative(local.EndpointsFile))
 		fmt.Printf("tokenwarden: ready: local control plane at %s; in another terminal: %s --kubeconfig %s apply -f config/samples/ (Ctrl-C here stops everything)\n",
 			local.APIServerURL, relative(local.Kubectl), relative(local.AdminKubeconfig))
 		<-ctx.Done()
 		return nil
 	}
+}
+
+// flagSet reports whether the named flag was given on the command line.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // relative shortens path to one relative to the working directory, when

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	certutil "k8s.io/client-go/util/cert"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
@@ -56,6 +58,13 @@ type Env struct {
 	// operator serves them on that host and port with the certificates in
 	// that directory.
 	Webhook WebhookServing
+	// Verify is where the operator serves verification, which
+	// kube-apiserver asks through its webhook token authenticator.
+	Verify VerifyServing
+	// MetricsAddress is where the operator serves metrics.
+	MetricsAddress string
+	// EndpointsFile is bin/dev/endpoints.env.
+	EndpointsFile string
 	// Reaped counts control plane processes of an earlier, killed run that
 	// Start stopped.
 	Reaped int
@@ -69,6 +78,15 @@ type WebhookServing struct {
 	Host    string
 	Port    int
 	CertDir string
+}
+
+// VerifyServing is where the verification server listens, its serving
+// certificate, and the CA that clients trust.
+type VerifyServing struct {
+	Address string
+	CertDir string
+	CAFile  string
+	URL     string
 }
 
 // Start stops what an earlier, killed run left behind in opts.StateDir, then
@@ -90,16 +108,21 @@ func Start(opts Options) (*Env, error) {
 		}
 	}
 	reaped := reapOrphans(stateDir)
+	verifyServing, metricsAddress, apiserverArgs, err := prepareVerification(stateDir)
+	if err != nil {
+		return nil, err
+	}
 	logFile, err := os.OpenFile(filepath.Join(stateDir, "controlplane.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	env, err := controlplane.New(controlplane.Options{
-		AssetsDir:   opts.AssetsDir,
-		EtcdDataDir: filepath.Join(stateDir, "etcd"),
-		CertDir:     certDir,
-		Output:      logFile,
-		Webhooks:    true,
+		AssetsDir:     opts.AssetsDir,
+		EtcdDataDir:   filepath.Join(stateDir, "etcd"),
+		CertDir:       certDir,
+		Output:        logFile,
+		Webhooks:      true,
+		APIServerArgs: apiserverArgs,
 	})
 	if err != nil {
 		_ = logFile.Close()
@@ -112,7 +135,10 @@ func Start(opts Options) (*Env, error) {
 		return nil, fmt.Errorf("starting the local control plane (its log: %s): %w", logFile.Name(), err)
 	}
 	e := &Env{Config: cfg, env: env, log: logFile, APIServerURL: cfg.Host, Reaped: reaped,
-		Kubectl: filepath.Join(env.BinaryAssetsDirectory, "kubectl"),
+		Kubectl:        filepath.Join(env.BinaryAssetsDirectory, "kubectl"),
+		Verify:         verifyServing,
+		MetricsAddress: metricsAddress,
+		EndpointsFile:  filepath.Join(stateDir, "endpoints.env"),
 		Webhook: WebhookServing{
 			Host:    env.WebhookInstallOptions.LocalServingHost,
 			Port:    env.WebhookInstallOptions.LocalServingPort,
@@ -132,7 +158,84 @@ func Start(opts Options) (*Env, error) {
 		_ = e.Stop()
 		return nil, fmt.Errorf("installing the Tokenwarden roles: %w", err)
 	}
+	endpoints := fmt.Sprintf("TOKENWARDEN_VERIFY_URL=%s\nTOKENWARDEN_METRICS_URL=http://%s/metrics\nTOKENWARDEN_CA_FILE=%s\n",
+		verifyServing.URL, metricsAddress, verifyServing.CAFile)
+	if err := os.WriteFile(e.EndpointsFile, []byte(endpoints), 0o600); err != nil {
+		_ = e.Stop()
+		return nil, err
+	}
 	return e, nil
+}
+
+// prepareVerification picks free loopback ports for verification and
+// metrics, makes the verification server's certificate (its CA goes to
+// ca.crt), and writes the kubeconfig-format file that makes kube-apiserver
+// authenticate bearer tokens through TokenReview on that server. Its
+// answers are cached for one second, so a revoked token stops working with
+// kubectl within a second.
+func prepareVerification(stateDir string) (VerifyServing, string, map[string][]string, error) {
+	verifyPort, err := freePort()
+	if err != nil {
+		return VerifyServing{}, "", nil, err
+	}
+	metricsPort, err := freePort()
+	if err != nil {
+		return VerifyServing{}, "", nil, err
+	}
+	serving := VerifyServing{
+		Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(verifyPort)),
+		CertDir: filepath.Join(stateDir, "verify"),
+		CAFile:  filepath.Join(stateDir, "ca.crt"),
+	}
+	serving.URL = "https://" + serving.Address + "/verify"
+	certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey("localhost", []net.IP{net.ParseIP("127.0.0.1")}, nil)
+	if err != nil {
+		return VerifyServing{}, "", nil, err
+	}
+	if err := os.MkdirAll(serving.CertDir, 0o700); err != nil {
+		return VerifyServing{}, "", nil, err
+	}
+	files := map[string][]byte{
+		filepath.Join(serving.CertDir, "tls.crt"): certPEM,
+		filepath.Join(serving.CertDir, "tls.key"): keyPEM,
+		serving.CAFile: certPEM,
+	}
+	webhookConfig := filepath.Join(stateDir, "authn-webhook.kubeconfig")
+	files[webhookConfig] = []byte(fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: tokenwarden
+  cluster:
+    certificate-authority: %s
+    server: https://%s/tokenreview
+users:
+- name: kube-apiserver
+contexts:
+- name: tokenwarden
+  context: {cluster: tokenwarden, user: kube-apiserver}
+current-context: tokenwarden
+`, serving.CAFile, serving.Address))
+	for path, data := range files {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return VerifyServing{}, "", nil, err
+		}
+	}
+	args := map[string][]string{
+		"authentication-token-webhook-config-file": {webhookConfig},
+		"authentication-token-webhook-version":     {"v1"},
+		"authentication-token-webhook-cache-ttl":   {"1s"},
+	}
+	return serving, net.JoinHostPort("127.0.0.1", strconv.Itoa(metricsPort)), args, nil
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // DevEditorBinding binds tokenwarden-editor to every authenticated user in

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,7 +36,7 @@ type devProcess struct {
 func startDev(stateDir string) *devProcess {
 	GinkgoHelper()
 	cmd := exec.Command(binary, "--dev", "--dev-dir", stateDir, "--control-plane-dir", assetsDir,
-		"--metrics-bind-address", "0", "--health-probe-bind-address", "0")
+		"--health-probe-bind-address", "0", "--last-used-flush-interval", "1s")
 	cmd.Dir = repoRoot
 	session, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
 	Expect(err).NotTo(HaveOccurred())
@@ -63,6 +64,14 @@ func (d *devProcess) kubectl(stdin string, args ...string) (string, string, erro
 	}
 	err := cmd.Run()
 	return out.String(), errOut.String(), err
+}
+
+// apiServerURL is where the local mode's kube-apiserver listens.
+func apiServerURL(d *devProcess) string {
+	GinkgoHelper()
+	m := readyLine.FindSubmatch(d.session.Out.Contents())
+	Expect(m).NotTo(BeNil())
+	return string(m[1])
 }
 
 // token reads one JSONPath of an ApiToken in the payments namespace as the
@@ -274,6 +283,108 @@ spec:
 		Expect(errOut).To(ContainSubstring("spec.teams: Required value: teams is required when type is Team"))
 		Expect(errOut).To(ContainSubstring("spec.lifetime: Invalid value"))
 		Expect(errOut).To(ContainSubstring("spec.scopes[0]: Invalid value"))
+	})
+
+	Describe("verification", func() {
+		var (
+			eps    map[string]string
+			client *http.Client
+			value  string
+		)
+		BeforeAll(func() {
+			eps = endpoints(stateDir)
+			Expect(eps).To(HaveKey("TOKENWARDEN_VERIFY_URL"))
+			Expect(eps).To(HaveKey("TOKENWARDEN_METRICS_URL"))
+			client = verifyClient(eps["TOKENWARDEN_CA_FILE"])
+			value = dev.secretValue("platform-admin-token")
+		})
+
+		It("answers /verify for every header form, with the identity as JSON and headers", func() {
+			for _, h := range []map[string]string{
+				{"Authorization": "Bearer " + value},
+				{"Authorization": "accessToken " + value},
+				{"Authorization": "apiToken " + value},
+				{"Token": value},
+			} {
+				resp, body := get(client, eps["TOKENWARDEN_VERIFY_URL"], h)
+				Expect(resp.StatusCode).To(Equal(http.StatusOK), body)
+				Expect(body).To(ContainSubstring(`"name":"platform-admin"`))
+				Expect(body).To(ContainSubstring(`"type":"Admin"`))
+				Expect(resp.Header.Get("X-Tokenwarden-User")).To(Equal("tokenwarden:payments:platform-admin"))
+				Expect(body).NotTo(ContainSubstring(value))
+			}
+		})
+
+		It("refuses missing, garbage and unknown tokens with 401 and a reason", func() {
+			unknown, err := token.Format{Base: token.DefaultBase}.Generate("Admin")
+			Expect(err).NotTo(HaveOccurred())
+			for header, reason := range map[string]string{"": "Missing", "Bearer garbage": "Malformed", "Bearer " + unknown: "Unknown"} {
+				h := map[string]string{}
+				if header != "" {
+					h["Authorization"] = header
+				}
+				resp, _ := get(client, eps["TOKENWARDEN_VERIFY_URL"], h)
+				Expect(resp.StatusCode).To(Equal(http.StatusUnauthorized))
+				Expect(resp.Header.Get("WWW-Authenticate")).To(HavePrefix(`Bearer realm="tokenwarden"`))
+				Expect(resp.Header.Get("X-Tokenwarden-Reason")).To(Equal(reason))
+			}
+		})
+
+		It("lets kube-apiserver authenticate the token through TokenReview", func() {
+			out, errOut, err := dev.kubectl("", "--token", value, "--kubeconfig", "/dev/null", "--server", apiServerURL(dev),
+				"--insecure-skip-tls-verify", "auth", "whoami", "-o", "jsonpath={.status.userInfo.username} {.status.userInfo.groups}")
+			Expect(err).NotTo(HaveOccurred(), errOut)
+			Expect(out).To(HavePrefix("tokenwarden:payments:platform-admin "))
+			Expect(out).To(ContainSubstring("tokenwarden:type:Admin"))
+		})
+
+		It("records lastUsedAt without a write per request", func() {
+			Eventually(func() string { return dev.token("platform-admin", "{.status.lastUsedAt}") }, 10*time.Second).ShouldNot(BeEmpty())
+		})
+
+		It("stops verifying a disabled token at once", func() {
+			_, errOut, err := dev.kubectl("", "patch", "apitoken", "platform-admin", "-n", "payments", "--type", "merge", "-p", `{"spec":{"disabled":true}}`)
+			Expect(err).NotTo(HaveOccurred(), errOut)
+			disabled := time.Now()
+			Eventually(func() int {
+				resp, _ := get(client, eps["TOKENWARDEN_VERIFY_URL"], map[string]string{"Authorization": "Bearer " + value})
+				return resp.StatusCode
+			}, 5*time.Second, 10*time.Millisecond).Should(Equal(http.StatusUnauthorized))
+			GinkgoWriter.Printf("disable -> /verify refuses in %v\n", time.Since(disabled))
+			_, errOut, err = dev.kubectl("", "patch", "apitoken", "platform-admin", "-n", "payments", "--type", "merge", "-p", `{"spec":{"disabled":false}}`)
+			Expect(err).NotTo(HaveOccurred(), errOut)
+			Eventually(func() int {
+				resp, _ := get(client, eps["TOKENWARDEN_VERIFY_URL"], map[string]string{"Authorization": "Bearer " + value})
+				return resp.StatusCode
+			}, 5*time.Second, 10*time.Millisecond).Should(Equal(http.StatusOK))
+		})
+
+		It("serves the verification metrics", func() {
+			resp, body := get(http.DefaultClient, eps["TOKENWARDEN_METRICS_URL"], nil)
+			Expect(resp.StatusCode).To(Equal(http.StatusOK))
+			Expect(body).To(ContainSubstring("tokenwarden_verification_results_total"))
+		})
+
+		It("guards a backend behind a real nginx with auth_request: 200, 401, then 429", func() {
+			nginx := startNginx(eps["TOKENWARDEN_VERIFY_URL"], eps["TOKENWARDEN_CA_FILE"])
+			plain := &http.Client{Timeout: 5 * time.Second}
+			resp, body := get(plain, nginx, map[string]string{"Authorization": "Bearer " + value})
+			Expect(resp.StatusCode).To(Equal(http.StatusOK), body)
+			Expect(body).To(Equal("hello tokenwarden:payments:platform-admin"))
+
+			resp, _ = get(plain, nginx, map[string]string{"Authorization": "Bearer garbage"})
+			Expect(resp.StatusCode).To(Equal(http.StatusUnauthorized))
+
+			// Failed attempts from one address are limited: keep failing until refused.
+			Eventually(func(g Gomega) {
+				resp, _ := get(plain, nginx, map[string]string{"Authorization": "Bearer garbage"})
+				g.Expect(resp.StatusCode).To(Equal(http.StatusTooManyRequests))
+				g.Expect(resp.Header.Get("Retry-After")).NotTo(BeEmpty())
+				g.Expect(resp.Header.Get("RateLimit-Limit")).NotTo(BeEmpty())
+				g.Expect(resp.Header.Get("RateLimit-Remaining")).To(Equal("0"))
+				g.Expect(resp.Header.Get("RateLimit-Reset")).NotTo(BeEmpty())
+			}, 10*time.Second, time.Millisecond).Should(Succeed())
+		})
 	})
 
 	It("stops everything it started on Ctrl-C", func() {

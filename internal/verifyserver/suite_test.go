@@ -1,0 +1,84 @@
+package verifyserver_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	"github.com/tokenwarden/tokenwarden/internal/authz"
+	"github.com/tokenwarden/tokenwarden/internal/controlplane"
+	"github.com/tokenwarden/tokenwarden/internal/token"
+	"github.com/tokenwarden/tokenwarden/internal/verify"
+	"github.com/tokenwarden/tokenwarden/internal/verifyserver"
+)
+
+// These specs run the verification wiring against a real API server: the
+// index follows ApiToken status changes through the informer, as it does
+// in the operator, and they measure how soon a refusal takes effect.
+
+var (
+	testEnv   *envtest.Environment
+	k8sClient client.Client
+	server    *verify.Server
+	ctx       context.Context
+	cancel    context.CancelFunc
+)
+
+func TestVerifyServer(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Verification wiring suite")
+}
+
+var _ = BeforeSuite(func() {
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	ctx, cancel = context.WithCancel(context.Background())
+	var err error
+	testEnv, err = controlplane.New(controlplane.Options{})
+	Expect(err).NotTo(HaveOccurred())
+	cfg, err := testEnv.Start()
+	Expect(err).NotTo(HaveOccurred())
+
+	scheme := runtime.NewScheme()
+	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
+	Expect(v1alpha1.AddToScheme(scheme)).To(Succeed())
+	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	Expect(err).NotTo(HaveOccurred())
+	server, err = verifyserver.Setup(ctx, mgr, verifyserver.Options{
+		FlushInterval: time.Hour,
+		Format:        token.Format{Base: token.DefaultBase},
+		Admins:        &authz.RememberingAdminChecker{Checker: &authz.SubjectAccessReviewer{Client: mgr.GetClient()}},
+		Limits:        verify.DefaultLimits(),
+		Clock:         clock.RealClock{},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	go func() {
+		defer GinkgoRecover()
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+	Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
+})
+
+var _ = AfterSuite(func() {
+	if cancel != nil {
+		cancel()
+	}
+	if testEnv != nil {
+		Expect(testEnv.Stop()).To(Succeed())
+	}
+})

@@ -1,0 +1,242 @@
+// Package verifyserver wires verification into the operator: it keeps the
+// in-memory index in step with the ApiToken informer, forgets remembered
+// admin answers when cluster RBAC changes, serves TokenReview and /verify
+// over TLS on every replica (not only the leader), and flushes lastUsedAt
+// to the ApiTokens' status in batches.
+package verifyserver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	"github.com/tokenwarden/tokenwarden/internal/authz"
+	"github.com/tokenwarden/tokenwarden/internal/token"
+	"github.com/tokenwarden/tokenwarden/internal/verify"
+)
+
+// Options configure verification.
+type Options struct {
+	// BindAddress is where the HTTPS server listens, e.g. ":8443"; empty
+	// serves nothing (in-process use).
+	BindAddress string
+	// CertDir holds tls.crt and tls.key; they are reloaded when they change.
+	CertDir string
+	// AllowQueryToken accepts ?token= on /verify.
+	AllowQueryToken bool
+	// FlushInterval bounds lastUsedAt writes: at most one per token per
+	// interval.
+	FlushInterval time.Duration
+	// Format parses token values.
+	Format token.Format
+	// Admins answers admin standing for Wildcard and Admin tokens' teams;
+	// Setup makes it forget on every cluster RBAC change.
+	Admins *authz.RememberingAdminChecker
+	Limits verify.Limits
+	Clock  clock.PassiveClock
+}
+
+// Setup registers the index's informer handlers and the server and flusher
+// runnables with mgr, and returns the server for in-process use.
+func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*verify.Server, error) {
+	verify.RegisterMetrics()
+	index := verify.NewIndex()
+	if err := keepIndex(ctx, mgr, index); err != nil {
+		return nil, err
+	}
+	if err := forgetOnRBACChange(ctx, mgr, opts.Admins); err != nil {
+		return nil, err
+	}
+	reader := mgr.GetClient()
+	lastUsed := verify.NewLastUsed()
+	server := &verify.Server{
+		Verifier: &verify.Verifier{
+			Index:  index,
+			Format: opts.Format,
+			Clock:  opts.Clock,
+			Admins: opts.Admins,
+			Teams: func(ctx context.Context) ([]v1alpha1.Team, error) {
+				list := &v1alpha1.TeamList{}
+				err := reader.List(ctx, list)
+				return list.Items, err
+			},
+		},
+		Limiter:         verify.NewLimiter(opts.Limits, opts.Clock),
+		LastUsed:        lastUsed,
+		AllowQueryToken: opts.AllowQueryToken,
+	}
+	if opts.BindAddress != "" {
+		if err := mgr.Add(&httpsServer{addr: opts.BindAddress, certDir: opts.CertDir, handler: server.Handler()}); err != nil {
+			return nil, err
+		}
+	}
+	if err := mgr.Add(&flusher{client: mgr.GetClient(), lastUsed: lastUsed, interval: opts.FlushInterval}); err != nil {
+		return nil, err
+	}
+	return server, nil
+}
+
+// keepIndex updates the index from every ApiToken event, on every replica:
+// a disable, expiry, recreate or invalidation reaches the verifier as soon
+// as the status change reaches the informer.
+func keepIndex(ctx context.Context, mgr ctrl.Manager, index *verify.Index) error {
+	informer, err := mgr.GetCache().GetInformer(ctx, &v1alpha1.ApiToken{})
+	if err != nil {
+		return err
+	}
+	upsert := func(obj any) {
+		if tok, ok := obj.(*v1alpha1.ApiToken); ok {
+			index.Upsert(tok)
+		}
+	}
+	_, err = informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    upsert,
+		UpdateFunc: func(_, obj any) { upsert(obj) },
+		DeleteFunc: func(obj any) {
+			if tombstone, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+				obj = tombstone.Obj
+			}
+			if tok, ok := obj.(*v1alpha1.ApiToken); ok {
+				index.Delete(types.NamespacedName{Namespace: tok.Namespace, Name: tok.Name})
+			}
+		},
+	})
+	return err
+}
+
+// forgetOnRBACChange drops remembered admin answers whenever a ClusterRole
+// or ClusterRoleBinding changes, on every replica.
+func forgetOnRBACChange(ctx context.Context, mgr ctrl.Manager, admins *authz.RememberingAdminChecker) error {
+	forget := toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { admins.Forget() },
+		UpdateFunc: func(any, any) { admins.Forget() },
+		DeleteFunc: func(any) { admins.Forget() },
+	}
+	for _, obj := range []client.Object{&rbacv1.ClusterRoleBinding{}, &rbacv1.ClusterRole{}} {
+		meta := &metav1.PartialObjectMetadata{}
+		gvk, err := apiutil.GVKForObject(obj, mgr.GetScheme())
+		if err != nil {
+			return err
+		}
+		meta.SetGroupVersionKind(gvk)
+		informer, err := mgr.GetCache().GetInformer(ctx, meta)
+		if err != nil {
+			return err
+		}
+		if _, err := informer.AddEventHandler(forget); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// httpsServer serves the verification endpoints on every replica.
+type httpsServer struct {
+	addr    string
+	certDir string
+	handler http.Handler
+}
+
+// NeedLeaderElection keeps verification up on replicas that are not the
+// leader.
+func (*httpsServer) NeedLeaderElection() bool { return false }
+
+// Start implements manager.Runnable.
+func (s *httpsServer) Start(ctx context.Context) error {
+	watcher, err := certwatcher.New(filepath.Join(s.certDir, "tls.crt"), filepath.Join(s.certDir, "tls.key"))
+	if err != nil {
+		return fmt.Errorf("loading the verification server's certificate: %w", err)
+	}
+	go func() { _ = watcher.Start(ctx) }()
+	listener, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("verification server: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: watcher.GetCertificate},
+		// Requests carry tokens: never let the standard library log them.
+		ErrorLog: nil,
+	}
+	ctrl.Log.WithName("verify").Info("Serving verification", "address", listener.Addr().String())
+	errs := make(chan error, 1)
+	go func() { errs <- srv.ServeTLS(listener, "", "") }()
+	select {
+	case err := <-errs:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdown)
+	}
+}
+
+var _ manager.LeaderElectionRunnable = (*httpsServer)(nil)
+
+// flusher writes lastUsedAt: at most one status patch per token per
+// interval, never one per request.
+type flusher struct {
+	client   client.Client
+	lastUsed *verify.LastUsed
+	interval time.Duration
+}
+
+// NeedLeaderElection lets every replica flush what it verified.
+func (*flusher) NeedLeaderElection() bool { return false }
+
+// Start implements manager.Runnable.
+func (f *flusher) Start(ctx context.Context) error {
+	ticker := time.NewTicker(f.interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+			f.flush(ctx)
+		}
+	}
+}
+
+func (f *flusher) flush(ctx context.Context) {
+	log := ctrl.Log.WithName("verify")
+	for key, at := range f.lastUsed.Drain() {
+		tok := &v1alpha1.ApiToken{}
+		if err := f.client.Get(ctx, key, tok); err != nil {
+			continue // deleted since: nothing to record
+		}
+		if tok.Status.LastUsedAt != nil && !at.After(tok.Status.LastUsedAt.Add(f.interval-time.Second)) {
+			continue // recorded recently enough; skip the write
+		}
+		base := tok.DeepCopy()
+		used := metav1.NewTime(at)
+		tok.Status.LastUsedAt = &used
+		if err := f.client.Status().Patch(ctx, tok, client.MergeFrom(base)); err != nil {
+			log.Info("Recording lastUsedAt failed; it is retried with the next use", "apitoken", key.String(), "error", err.Error())
+		}
+	}
+}
