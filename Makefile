@@ -85,8 +85,8 @@ test: manifests generate fmt vet controlplane nginx ## Run unit, envtest and end
 	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" go test ./... $(TEST_FLAGS) -coverprofile cover.out
 
 .PHONY: bench
-bench: controlplane ## Run the benchmarks.
-	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" go test ./... -run '^$$' -bench . -benchmem
+bench: ## Run the benchmarks; writes docs/benchmarks.md and bin/bench/results.json.
+	hack/bench.sh
 
 ##@ Build
 

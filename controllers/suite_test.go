@@ -13,7 +13,7 @@ import (
 	. "github.com/onsi/gomega"
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -23,7 +23,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/controllers"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
 	"github.com/tokenwarden/tokenwarden/internal/controlplane"
@@ -121,17 +120,14 @@ var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(GinkgoWriter, &logs)), zap.UseDevMode(true), zap.Level(zapcore.Level(-10))))
 	ctx, cancel = context.WithCancel(context.Background())
 
-	var err error
-	testEnv, err = controlplane.New(controlplane.Options{})
+	var (
+		cfg *rest.Config
+		c   client.Client
+		err error
+	)
+	testEnv, cfg, c, err = controlplane.Start(controlplane.Options{})
 	Expect(err).NotTo(HaveOccurred())
-	cfg, err := testEnv.Start()
-	Expect(err).NotTo(HaveOccurred())
-
-	scheme = runtime.NewScheme()
-	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
-	Expect(v1alpha1.AddToScheme(scheme)).To(Succeed())
-	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
-	Expect(err).NotTo(HaveOccurred())
+	k8sClient, scheme = c, c.Scheme()
 	Expect(k8sClient.Create(ctx, namespace(manualNamespace))).To(Succeed())
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{

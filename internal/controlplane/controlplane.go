@@ -18,10 +18,15 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/config/crd"
 	webhookconfig "github.com/tokenwarden/tokenwarden/config/webhook"
 )
@@ -202,4 +207,33 @@ func repositoryRoot() string {
 		return "."
 	}
 	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// NewScheme holds the Kubernetes built-in kinds and Tokenwarden's.
+func NewScheme() (*k8sruntime.Scheme, error) {
+	scheme := k8sruntime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	return scheme, v1alpha1.AddToScheme(scheme)
+}
+
+// Start builds and starts a control plane and returns it with its admin
+// configuration and a client for NewScheme's kinds: the opening of every
+// envtest suite.
+func Start(opts Options) (*envtest.Environment, *rest.Config, client.Client, error) {
+	env, err := New(opts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return env, nil, nil, err
+	}
+	scheme, err := NewScheme()
+	if err != nil {
+		return env, cfg, nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	return env, cfg, c, err
 }
