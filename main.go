@@ -8,8 +8,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -64,6 +66,7 @@ type options struct {
 	verifyAddr      string
 	verifyCertDir   string
 	verifyQuery     bool
+	trustedProxies  string
 	flushInterval   time.Duration
 }
 
@@ -82,6 +85,7 @@ func main() {
 	flag.StringVar(&opts.verifyAddr, "verify-bind-address", ":8443", "Address the verification server (HTTPS) listens on.")
 	flag.StringVar(&opts.verifyCertDir, "verify-cert-dir", "/tmp/k8s-verify-server/serving-certs", "Directory with tls.crt and tls.key for the verification server; reloaded when they change.")
 	flag.BoolVar(&opts.verifyQuery, "verify-allow-query-token", false, "Accept the token as ?token= on /verify. Off by default: query strings end up in access logs.")
+	flag.StringVar(&opts.trustedProxies, "verify-trusted-proxies", "", "Comma-separated CIDRs of reverse proxies whose X-Real-IP / X-Forwarded-For name the client for rate limiting (default: none, the peer address counts).")
 	flag.DurationVar(&opts.flushInterval, "last-used-flush-interval", time.Minute, "How often lastUsedAt is written: at most once per token per interval.")
 	flag.StringVar(&opts.tokenBase, "token-prefix", token.DefaultBase, "Base prefix of issued token values (lowercase letters and digits); a type letter and \"_\" follow it, e.g. \"twt_\".")
 	zapOpts := zap.Options{Development: false}
@@ -175,7 +179,12 @@ func run(ctx context.Context, opts options) error {
 		}
 	}
 	if opts.verify {
+		proxies, err := parsePrefixes(opts.trustedProxies)
+		if err != nil {
+			return fmt.Errorf("--verify-trusted-proxies: %w", err)
+		}
 		if _, err := verifyserver.Setup(ctx, mgr, verifyserver.Options{
+			TrustedProxies:  proxies,
 			BindAddress:     opts.verifyAddr,
 			CertDir:         opts.verifyCertDir,
 			AllowQueryToken: opts.verifyQuery,
@@ -227,6 +236,22 @@ func readyBanner(local *devenv.Env) manager.RunnableFunc {
 		<-ctx.Done()
 		return nil
 	}
+}
+
+// parsePrefixes parses a comma-separated list of CIDRs.
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	var prefixes []netip.Prefix
+	for _, field := range strings.Split(list, ",") {
+		if field = strings.TrimSpace(field); field == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(field)
+		if err != nil {
+			return nil, err
+		}
+		prefixes = append(prefixes, prefix)
+	}
+	return prefixes, nil
 }
 
 // flagSet reports whether the named flag was given on the command line.

@@ -3,6 +3,7 @@ package verify
 import (
 	"net/http"
 	"strings"
+	"unicode/utf8"
 )
 
 // authSchemes are the Authorization schemes that carry a Tokenwarden
@@ -26,19 +27,21 @@ var authSchemes = []string{"bearer", "accesstoken", "apitoken"}
 // another cannot disagree. An extracted token is never empty and holds only
 // printable ASCII without spaces.
 func ExtractToken(r *http.Request, allowQuery bool) (string, bool) {
-	if vals := r.Header.Values("Authorization"); len(vals) > 0 {
+	// The header map is indexed by canonical names directly, as
+	// Header.Values would after canonicalizing the name again.
+	if vals := r.Header["Authorization"]; len(vals) > 0 {
 		if len(vals) > 1 {
 			return "", false
 		}
-		fields := strings.Fields(vals[0])
-		if len(fields) > 0 && isTokenScheme(fields[0]) {
-			if len(fields) != 2 || !cleanCredential(fields[1]) {
+		scheme, credential, n := authFields(vals[0])
+		if n > 0 && isTokenScheme(scheme) {
+			if n != 2 || !cleanCredential(credential) {
 				return "", false
 			}
-			return fields[1], true
+			return credential, true
 		}
 	}
-	if vals := r.Header.Values("Token"); len(vals) > 0 {
+	if vals := r.Header["Token"]; len(vals) > 0 {
 		return single(vals, true)
 	}
 	if allowQuery && r.URL != nil {
@@ -64,6 +67,58 @@ func single(vals []string, trim bool) (string, bool) {
 		return "", false
 	}
 	return v, true
+}
+
+// authFields returns the first two fields of an Authorization value, split
+// as strings.Fields splits, and how many fields it has, counting no further
+// than 3. It spares the slice strings.Fields allocates for the usual,
+// ASCII-only value, and leaves any other to strings.Fields, which also
+// splits on Unicode spaces.
+func authFields(s string) (first, second string, n int) {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			f := strings.Fields(s)
+			switch len(f) {
+			case 0:
+				return "", "", 0
+			case 1:
+				return f[0], "", 1
+			}
+			return f[0], f[1], min(len(f), 3)
+		}
+	}
+	i := 0
+	for n < 3 {
+		for i < len(s) && asciiSpace(s[i]) {
+			i++
+		}
+		if i == len(s) {
+			break
+		}
+		j := i
+		for j < len(s) && !asciiSpace(s[j]) {
+			j++
+		}
+		switch n {
+		case 0:
+			first = s[i:j]
+		case 1:
+			second = s[i:j]
+		}
+		n++
+		i = j
+	}
+	return first, second, n
+}
+
+// asciiSpace reports whether c is one of the ASCII characters
+// strings.Fields splits on.
+func asciiSpace(c byte) bool {
+	switch c {
+	case '\t', '\n', '\v', '\f', '\r', ' ':
+		return true
+	}
+	return false
 }
 
 func isTokenScheme(s string) bool {

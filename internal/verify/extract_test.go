@@ -3,6 +3,7 @@ package verify
 import (
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode"
@@ -82,6 +83,59 @@ func TestExtractTokenFromAParsedRequest(t *testing.T) {
 	got, ok = ExtractToken(r, false)
 	g.Expect(ok).To(BeTrue())
 	g.Expect(got).To(Equal("twt_y"))
+}
+
+func TestAuthFields(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+	}{
+		{"empty", ""},
+		{"spaces only", " \t\n\v\f\r "},
+		{"one field", "Bearer"},
+		{"two fields", "Bearer abc"},
+		{"three fields", "Bearer abc def"},
+		{"four fields", "a b c d"},
+		{"every ASCII space separates", "a\tb\nc"},
+		{"surrounding spaces", "  a \r\n b  "},
+		{"a control character that is no space", "a\x00b c"},
+		{"a Unicode space separates", "a\u00a0b"},
+		{"a Unicode space in front", "\u2003Bearer x"},
+		{"non-ASCII without spaces", "Bearer äbc"},
+		{"NEL", "a\u0085b c d"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			first, second, n := authFields(tt.in)
+			g.Expect([]any{first, second, n}).To(Equal(fieldsReference(tt.in)))
+		})
+	}
+}
+
+// fieldsReference is authFields written with strings.Fields.
+func fieldsReference(s string) []any {
+	f := strings.Fields(s)
+	first, second := "", ""
+	if len(f) > 0 {
+		first = f[0]
+	}
+	if len(f) > 1 {
+		second = f[1]
+	}
+	return []any{first, second, min(len(f), 3)}
+}
+
+func FuzzAuthFields(f *testing.F) {
+	f.Add("Bearer twt_abc")
+	f.Add("a\u00a0b c\td")
+	f.Fuzz(func(t *testing.T, s string) {
+		first, second, n := authFields(s)
+		want := fieldsReference(s)
+		if got := []any{first, second, n}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("authFields(%q) = %v, strings.Fields gives %v", s, got, want)
+		}
+	})
 }
 
 func FuzzExtractToken(f *testing.F) {

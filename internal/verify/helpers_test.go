@@ -35,10 +35,6 @@ func withPhase(p v1alpha1.ApiTokenPhase) statusOption {
 	return func(s *v1alpha1.ApiTokenStatus) { s.Phase = p }
 }
 
-func withHash(value string) statusOption {
-	return func(s *v1alpha1.ApiTokenStatus) { s.TokenHash = token.Hash(value) }
-}
-
 func withExpiry(at time.Time) statusOption {
 	return func(s *v1alpha1.ApiTokenStatus) { mt := metav1.NewTime(at); s.ExpiresAt = &mt }
 }

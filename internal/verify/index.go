@@ -14,6 +14,8 @@
 package verify
 
 import (
+	"crypto/sha256"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,9 +25,10 @@ import (
 	"github.com/tokenwarden/tokenwarden/internal/authz"
 )
 
-// Entry is what the Index knows of one digest. Its slices and Creator are
-// copies owned by the Index: treat them as read-only, since every Lookup of
-// the digest shares them.
+// Entry is what the Index knows of one digest. Its slices, Creator and
+// ExpiresAt are copies owned by the Index and never changed once stored:
+// treat them as read-only, since every Lookup and every Identity of the
+// digest shares them.
 type Entry struct {
 	// Key names the ApiToken.
 	Key types.NamespacedName
@@ -49,34 +52,124 @@ type Entry struct {
 	Previous bool
 }
 
+// digestKey is a digest as the Index keys it: the SHA-256 itself rather
+// than its hex spelling, so a verification looks a value up without
+// formatting, or allocating, a string.
+type digestKey = [sha256.Size]byte
+
 // record is an Entry with the digest it is stored under, so the verifier
-// can compare digests itself instead of trusting the map's comparison.
+// can compare digests itself instead of trusting the map's comparison, and
+// with what every verification of it answers worked out once, at Upsert, so
+// a request spends nothing on it. A record is never changed once in the
+// Index: Upsert replaces records rather than editing them, which is what
+// lets requests share its strings and slices without copying.
 type record struct {
+	// sum is the SHA-256 the digest spells out.
+	sum digestKey
+	// digest is the digest as status holds it, "sha256:<hex>", the key of
+	// the per-token rate limit.
 	digest string
 	entry  Entry
+	// expiresAt backs entry.ExpiresAt, saving it an allocation of its own.
+	expiresAt time.Time
+	// user is Identity.User.
+	user string
+	// teams are the teams a verification answers when they do not depend
+	// on the request time; never nil, so JSON says [] not null. dynamicTeams
+	// is set instead for Wildcard and Admin tokens.
+	teams        []string
+	dynamicTeams bool
+	// scopes are Entry.Scopes, never nil.
+	scopes []string
+	// teamsHeader and scopesHeader are teams and scopes joined with commas,
+	// the values of X-Tokenwarden-Teams and X-Tokenwarden-Scopes.
+	teamsHeader  string
+	scopesHeader string
+	// expiresHeader is ExpiresAt as X-Tokenwarden-Expires-At says it, in
+	// RFC 3339 and UTC; "" when the entry never expires.
+	expiresHeader string
+}
+
+// newRecord returns the record of e under digest, whose SHA-256 is sum,
+// expiring at expiresAt unless that is nil.
+func newRecord(sum digestKey, digest string, e Entry, expiresAt *time.Time) *record {
+	r := &record{sum: sum, digest: digest, entry: e, scopes: nonNil(e.Scopes)}
+	if expiresAt != nil {
+		r.expiresAt = *expiresAt
+		r.entry.ExpiresAt = &r.expiresAt
+	}
+	switch e.Type {
+	case v1alpha1.TeamTokenType:
+		r.teams = nonNil(e.Teams)
+	case v1alpha1.AdminTokenType, v1alpha1.WildcardTokenType:
+		// Decided at request time, from the Teams there are then.
+		r.dynamicTeams = true
+	default:
+		// A type this version does not know speaks for no team.
+		r.teams = noStrings
+	}
+	// The strings are cut from one, so the Index holds, and the garbage
+	// collector marks, one object per record for them rather than four.
+	var b strings.Builder
+	user := len(UserPrefix) + len(e.Key.Namespace) + 1 + len(e.Key.Name)
+	b.Grow(user + 2*len(time.RFC3339) + 16*(len(r.teams)+len(r.scopes)))
+	b.WriteString(UserPrefix)
+	b.WriteString(e.Key.Namespace)
+	b.WriteByte(':')
+	b.WriteString(e.Key.Name)
+	teams := b.Len()
+	writeJoined(&b, r.teams)
+	scopes := b.Len()
+	writeJoined(&b, r.scopes)
+	expires := b.Len()
+	if r.entry.ExpiresAt != nil {
+		b.WriteString(r.expiresAt.UTC().Format(time.RFC3339))
+	}
+	all := b.String()
+	r.user = all[:teams]
+	r.teamsHeader = all[teams:scopes]
+	r.scopesHeader = all[scopes:expires]
+	r.expiresHeader = all[expires:]
+	return r
+}
+
+// writeJoined writes s joined with commas, as strings.Join(s, ",") does.
+func writeJoined(b *strings.Builder, s []string) {
+	for i, v := range s {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(v)
+	}
 }
 
 // Index maps digests to the ApiTokens they belong to. It is safe for
 // concurrent use: the informer writes while every request reads.
 type Index struct {
 	mu sync.RWMutex
-	// byDigest holds, per digest, the records of every ApiToken claiming it.
-	// There is one unless two ApiTokens carry the same digest, which only a
-	// hand-written status can cause; such a digest is ambiguous and verifies
-	// as nobody rather than as whichever ApiToken was seen last.
-	byDigest map[string][]record
-	// byKey holds the digests of each ApiToken, so Upsert and Delete drop
+	// records holds the record of every digest exactly one ApiToken claims.
+	records map[digestKey]*record
+	// contested holds the records of every digest more than one ApiToken
+	// claims, which only a hand-written status can cause. Such a digest is
+	// ambiguous and verifies as nobody rather than as whichever ApiToken was
+	// seen last; it moves back to records when one claimant is left.
+	contested map[digestKey][]*record
+	// byKey holds the records of each ApiToken, so Upsert and Delete drop
 	// old digests without a scan.
-	byKey map[types.NamespacedName][]string
-	// unique counts the digests exactly one ApiToken claims, for Len.
-	unique int
+	byKey map[types.NamespacedName]keyRecords
 }
+
+// keyRecords are the records of one ApiToken: its current value's and, in
+// a rotation overlap, its previous one's, nil when absent. They are held in
+// place rather than in a slice, which would be one more object per token.
+type keyRecords [2]*record
 
 // NewIndex returns an empty Index.
 func NewIndex() *Index {
 	return &Index{
-		byDigest: map[string][]record{},
-		byKey:    map[types.NamespacedName][]string{},
+		records:   map[digestKey]*record{},
+		contested: map[digestKey][]*record{},
+		byKey:     map[types.NamespacedName]keyRecords{},
 	}
 }
 
@@ -84,7 +177,9 @@ func NewIndex() *Index {
 // status.tokenHash, expiring at status.expiresAt, and status.previous,
 // expiring at its expiresAt. A token without a tokenHash has no entries, and
 // neither has one being deleted: whoever deleted it wants it to stop
-// verifying now, not when a finalizer is done.
+// verifying now, not when a finalizer is done. A digest not spelled as
+// token.Hash spells it, "sha256:" and 64 lowercase hex digits, is left out:
+// no value hashes to it, so it could never verify.
 func (ix *Index) Upsert(tok *v1alpha1.ApiToken) {
 	if tok == nil {
 		return
@@ -98,14 +193,12 @@ func (ix *Index) Upsert(tok *v1alpha1.ApiToken) {
 	if len(records) == 0 {
 		return
 	}
-	digests := make([]string, 0, len(records))
-	for _, r := range records {
-		before := len(ix.byDigest[r.digest])
-		ix.byDigest[r.digest] = append(ix.byDigest[r.digest], r)
-		ix.unique += uniqueDelta(before, before+1)
-		digests = append(digests, r.digest)
+	var kr keyRecords
+	for i, r := range records {
+		ix.addLocked(r)
+		kr[i] = r
 	}
-	ix.byKey[key] = digests
+	ix.byKey[key] = kr
 }
 
 // Delete drops every digest of the ApiToken key.
@@ -116,69 +209,89 @@ func (ix *Index) Delete(key types.NamespacedName) {
 }
 
 // Lookup returns the entry of digest. It reports false for a digest nobody
-// or more than one ApiToken claims.
+// or more than one ApiToken claims, and for one not spelled as token.Hash
+// spells it.
 func (ix *Index) Lookup(digest string) (Entry, bool) {
-	r, ok := ix.lookup(digest)
-	return r.entry, ok
+	sum, ok := parseDigest(digest)
+	if !ok {
+		return Entry{}, false
+	}
+	r, ok := ix.lookup(&sum)
+	if !ok {
+		return Entry{}, false
+	}
+	return r.entry, true
 }
 
 // Len returns the number of digests that verify as some ApiToken.
 func (ix *Index) Len() int {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	return ix.unique
+	return len(ix.records)
 }
 
-// lookup is Lookup returning the stored digest too.
-func (ix *Index) lookup(digest string) (record, bool) {
+// lookup returns the record of the digest whose SHA-256 is sum, if exactly
+// one ApiToken claims it. The record is shared: read it, never change it.
+func (ix *Index) lookup(sum *digestKey) (*record, bool) {
 	ix.mu.RLock()
-	rs := ix.byDigest[digest]
-	var r record
-	if len(rs) == 1 {
-		r = rs[0]
-	}
+	r := ix.records[*sum]
 	ix.mu.RUnlock()
-	return r, len(rs) == 1
+	return r, r != nil
+}
+
+// addLocked adds r to the claimants of its digest; ix.mu must be held for
+// writing.
+func (ix *Index) addLocked(r *record) {
+	if rs, ok := ix.contested[r.sum]; ok {
+		ix.contested[r.sum] = append(rs, r)
+		return
+	}
+	if other, ok := ix.records[r.sum]; ok {
+		delete(ix.records, r.sum)
+		ix.contested[r.sum] = []*record{other, r}
+		return
+	}
+	ix.records[r.sum] = r
 }
 
 // removeLocked drops the digests of key; ix.mu must be held for writing.
 func (ix *Index) removeLocked(key types.NamespacedName) {
-	for _, d := range ix.byKey[key] {
-		rs := ix.byDigest[d]
+	for _, old := range ix.byKey[key] {
+		if old == nil {
+			continue
+		}
+		sum := old.sum
+		if r, ok := ix.records[sum]; ok {
+			if r == old {
+				delete(ix.records, sum)
+			}
+			continue
+		}
+		rs := ix.contested[sum]
 		kept := rs[:0]
 		for _, r := range rs {
-			if r.entry.Key != key {
+			if r != old {
 				kept = append(kept, r)
 			}
 		}
-		ix.unique += uniqueDelta(len(rs), len(kept))
-		if len(kept) == 0 {
-			delete(ix.byDigest, d)
-		} else {
-			// Clear the dropped tail so the backing array does not pin it.
-			clear(rs[len(kept):])
-			ix.byDigest[d] = kept
+		// Clear the dropped tail so the backing array does not pin it.
+		clear(rs[len(kept):])
+		switch len(kept) {
+		case 0:
+			delete(ix.contested, sum)
+		case 1:
+			delete(ix.contested, sum)
+			ix.records[sum] = kept[0]
+		default:
+			ix.contested[sum] = kept
 		}
 	}
 	delete(ix.byKey, key)
 }
 
-// uniqueDelta is the change in the count of unambiguous digests when a
-// digest goes from before to after claimants.
-func uniqueDelta(before, after int) int {
-	d := 0
-	if before == 1 {
-		d--
-	}
-	if after == 1 {
-		d++
-	}
-	return d
-}
-
 // recordsOf returns the records tok's status calls for. Everything is copied
 // out of tok, because tok usually belongs to the informer's cache.
-func recordsOf(key types.NamespacedName, tok *v1alpha1.ApiToken) []record {
+func recordsOf(key types.NamespacedName, tok *v1alpha1.ApiToken) []*record {
 	st := &tok.Status
 	if st.TokenHash == "" || tok.DeletionTimestamp != nil {
 		return nil
@@ -189,52 +302,108 @@ func recordsOf(key types.NamespacedName, tok *v1alpha1.ApiToken) []record {
 		// resolves a Wildcard token to no teams: the safe side.
 		creator, _ = authz.CreatorOf(tok)
 	}
+	// Teams and scopes share one copy, each capped so that appending to one
+	// cannot write into the other.
+	lists := make([]string, 0, len(tok.Spec.Teams)+len(tok.Spec.Scopes))
+	lists = append(lists, tok.Spec.Teams...)
+	for _, s := range tok.Spec.Scopes {
+		lists = append(lists, string(s))
+	}
+	nTeams := len(tok.Spec.Teams)
 	base := Entry{
 		Key:     key,
 		UID:     tok.UID,
 		Type:    tok.Spec.Type,
-		Teams:   cloneStrings(tok.Spec.Teams),
-		Scopes:  scopeStrings(tok.Spec.Scopes),
+		Teams:   emptyToNil(lists[:nTeams:nTeams]),
+		Scopes:  emptyToNil(lists[nTeams:]),
 		Creator: creator,
 		Phase:   st.Phase,
 	}
-	current := base
-	if st.ExpiresAt != nil {
-		at := st.ExpiresAt.Time
-		current.ExpiresAt = &at
+	out := make([]*record, 0, 2)
+	if sum, ok := parseDigest(st.TokenHash); ok {
+		var expiresAt *time.Time
+		if st.ExpiresAt != nil {
+			expiresAt = &st.ExpiresAt.Time
+		}
+		out = append(out, newRecord(sum, st.TokenHash, base, expiresAt))
 	}
-	out := []record{{digest: st.TokenHash, entry: current}}
 	// A previous digest equal to the current one can only come from a
 	// hand-edited status; the current entry, with its own expiry, wins.
 	if p := st.Previous; p != nil && p.TokenHash != "" && p.TokenHash != st.TokenHash {
-		prev := base
-		// A zero expiresAt is kept as the zero instant, which is in the
-		// past: a previous value with no end verifies not at all rather
-		// than forever.
-		at := p.ExpiresAt.Time
-		prev.ExpiresAt = &at
-		prev.Previous = true
-		out = append(out, record{digest: p.TokenHash, entry: prev})
+		if sum, ok := parseDigest(p.TokenHash); ok {
+			prev := base
+			prev.Previous = true
+			// A zero expiresAt is kept as the zero instant, which is in the
+			// past: a previous value with no end verifies not at all rather
+			// than forever.
+			out = append(out, newRecord(sum, p.TokenHash, prev, &p.ExpiresAt.Time))
+		}
 	}
 	return out
 }
 
-// cloneStrings copies s; a nil or empty s stays nil.
-func cloneStrings(s []string) []string {
+// emptyToNil returns s, or nil if s is empty, as the Index has always kept
+// empty lists.
+func emptyToNil(s []string) []string {
 	if len(s) == 0 {
 		return nil
 	}
-	return append(make([]string, 0, len(s)), s...)
+	return s
 }
 
-// scopeStrings converts spec.scopes to plain strings.
-func scopeStrings(scopes []v1alpha1.ScopeString) []string {
-	if len(scopes) == 0 {
-		return nil
+// noStrings is the empty, non-nil list that empty teams and scopes share. It
+// has no room, so appending to it never writes into it.
+var noStrings = []string{}
+
+// nonNil returns s, or noStrings if s is nil.
+func nonNil(s []string) []string {
+	if s == nil {
+		return noStrings
 	}
-	out := make([]string, len(scopes))
-	for i, s := range scopes {
-		out[i] = string(s)
+	return s
+}
+
+// digestPrefix starts every digest token.Hash returns.
+const digestPrefix = "sha256:"
+
+// parseDigest returns the SHA-256 a digest spells out, if it is spelled
+// exactly as token.Hash spells it: digestPrefix and 64 lowercase hex digits.
+// Any other spelling could never equal a value's token.Hash.
+func parseDigest(digest string) (sum digestKey, ok bool) {
+	hexSum, found := strings.CutPrefix(digest, digestPrefix)
+	if !found || len(hexSum) != 2*len(sum) {
+		return sum, false
 	}
-	return out
+	for i := range sum {
+		hi, ok1 := lowerHexDigit(hexSum[2*i])
+		lo, ok2 := lowerHexDigit(hexSum[2*i+1])
+		if !ok1 || !ok2 {
+			return digestKey{}, false
+		}
+		sum[i] = hi<<4 | lo
+	}
+	return sum, true
+}
+
+// lowerHexDigit returns the value of the lowercase hex digit c.
+func lowerHexDigit(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+// sumOfValue returns the SHA-256 of value, which token.Hash spells as its
+// digest, without allocating.
+func sumOfValue(value string) digestKey {
+	// Converting a string to a []byte that escapes allocates, so a value of
+	// usual length is copied to the stack instead.
+	var stack [128]byte
+	if len(value) <= len(stack) {
+		return sha256.Sum256(stack[:copy(stack[:], value)])
+	}
+	return sha256.Sum256([]byte(value))
 }

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -197,6 +198,65 @@ func TestIndexCopiesOutOfTheToken(t *testing.T) {
 	g.Expect(e.Scopes).To(Equal([]string{"read"}))
 	g.Expect(e.Creator.Username).To(Equal("jane"))
 	g.Expect(*e.ExpiresAt).To(Equal(t0))
+}
+
+func TestIndexDigestSpelling(t *testing.T) {
+	v := newValue(t, v1alpha1.TeamTokenType)
+	digest := token.Hash(v)
+	hexPart := digest[len("sha256:"):]
+	tests := []struct {
+		name   string
+		digest string
+		want   bool
+	}{
+		{"as token.Hash spells it", digest, true},
+		{"uppercase hex", "sha256:" + strings.ToUpper(hexPart), false},
+		{"another algorithm", "sha512:" + hexPart, false},
+		{"no prefix", hexPart, false},
+		{"one digit short", digest[:len(digest)-1], false},
+		{"one digit long", digest + "0", false},
+		{"not hex", digest[:len(digest)-1] + "g", false},
+		{"empty", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			sum, ok := parseDigest(tt.digest)
+			g.Expect(ok).To(Equal(tt.want))
+			if tt.want {
+				// The key the index stores a digest under is the one a
+				// verification computes from the value.
+				g.Expect(sum).To(Equal(sumOfValue(v)))
+			}
+
+			tok := issued("tok", "ns", "", nil)
+			tok.Status.TokenHash = tt.digest
+			ix := NewIndex()
+			ix.Upsert(tok)
+			g.Expect(ix.Len()).To(Equal(map[bool]int{true: 1, false: 0}[tt.want]))
+			_, found := ix.Lookup(tt.digest)
+			g.Expect(found).To(Equal(tt.want))
+		})
+	}
+}
+
+func TestSumOfValue(t *testing.T) {
+	tests := []struct {
+		name  string
+		value string
+	}{
+		{"a value", newValue(t, v1alpha1.TeamTokenType)},
+		{"empty", ""},
+		{"longer than the stack buffer", strings.Repeat("x", 200)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			sum, ok := parseDigest(token.Hash(tt.value))
+			g.Expect(ok).To(BeTrue())
+			g.Expect(sumOfValue(tt.value)).To(Equal(sum))
+		})
+	}
 }
 
 func TestIndexUpsertNil(t *testing.T) {

@@ -71,7 +71,7 @@ func TestConcurrentUse(t *testing.T) {
 				case 1:
 					s.LastUsed.Drain()
 				default:
-					if d := s.decideUntimed(ctx, "192.0.2."+strconv.Itoa(w), v); d.reason != "" {
+					if d := s.decideUntimed(ctx, v, "192.0.2."+strconv.Itoa(w), true); d.reason != "" {
 						t.Errorf("refused: %s", d.reason)
 					}
 				}

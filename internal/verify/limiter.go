@@ -83,7 +83,8 @@ type RateInfo struct {
 }
 
 // Limiter limits failed verifications per client address and requests per
-// token. Two properties keep a flood of garbage from hurting anyone else:
+// token; the server applies the first on GET /verify only, see
+// Server.serveTokenReview. Two properties keep a flood of garbage from hurting anyone else:
 // both sets of limiters are bounded LRUs, so unique addresses or values
 // cannot grow memory; and the server creates token limiters only for
 // digests found in the index and charges failures only to the client
@@ -137,12 +138,28 @@ func (l *Limiter) ChargeFailure(addr string) {
 // whether it was allowed. Call it only for digests found in the index, or a
 // flood of unique values would evict the limiters of real tokens.
 func (l *Limiter) CheckToken(digest string) (RateInfo, bool) {
-	lim := l.tokens.getOrCreate(digest, func() *rate.Limiter {
-		return rate.NewLimiter(l.limits.RequestsPerToken, l.limits.TokenBurst)
-	})
+	lim := l.tokenLimiter(digest)
 	now := l.clock.Now()
 	ok := lim.AllowN(now, 1)
 	return infoOf(lim, now), ok
+}
+
+// allowToken is CheckToken describing the limit only when it refuses: an
+// allowed request, nearly every one, has no use for the description.
+func (l *Limiter) allowToken(digest string) (RateInfo, bool) {
+	lim := l.tokenLimiter(digest)
+	now := l.clock.Now()
+	if lim.AllowN(now, 1) {
+		return RateInfo{}, true
+	}
+	return infoOf(lim, now), false
+}
+
+// tokenLimiter returns the limiter of the token with digest, creating it.
+func (l *Limiter) tokenLimiter(digest string) *rate.Limiter {
+	return l.tokens.getOrCreate(digest, func() *rate.Limiter {
+		return rate.NewLimiter(l.limits.RequestsPerToken, l.limits.TokenBurst)
+	})
 }
 
 // infoOf describes lim at now.

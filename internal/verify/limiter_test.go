@@ -185,7 +185,7 @@ func TestFloodOfBadTokens(t *testing.T) {
 	s := &Server{Verifier: &Verifier{Index: ix, Clock: clk}, Limiter: limiter, LastUsed: NewLastUsed()}
 	ctx := context.Background()
 
-	d := s.decideUntimed(ctx, "192.0.2.10", good)
+	d := s.decideUntimed(ctx, good, "192.0.2.10", true)
 	g.Expect(d.reason).To(BeEmpty())
 
 	// Unique values are cheap to make from one: the checksum is public.
@@ -193,13 +193,13 @@ func TestFloodOfBadTokens(t *testing.T) {
 	for i := range 100_000 {
 		bad := withChecksum(base[:4] + strconv.FormatInt(int64(1_000_000_000+i), 10) + base[14:47])
 		addr := "10." + strconv.Itoa(i>>16) + "." + strconv.Itoa(i>>8&0xff) + "." + strconv.Itoa(i&0xff)
-		d := s.decideUntimed(ctx, addr, bad)
+		d := s.decideUntimed(ctx, bad, addr, true)
 		g.Expect(d.reason).To(Equal(ReasonUnknown))
 	}
 	// The same from one address is cut off after its burst.
 	for i := range 100 {
 		bad := withChecksum(base[:4] + strconv.FormatInt(int64(2_000_000_000+i), 10) + base[14:47])
-		d := s.decideUntimed(ctx, "203.0.113.66", bad)
+		d := s.decideUntimed(ctx, bad, "203.0.113.66", true)
 		if i < 5 {
 			g.Expect(d.reason).To(Equal(ReasonUnknown))
 		} else {
@@ -209,7 +209,7 @@ func TestFloodOfBadTokens(t *testing.T) {
 
 	g.Expect(limiter.clients.len()).To(Equal(500))
 	g.Expect(limiter.tokens.len()).To(Equal(1), "only the good token has a limiter")
-	d = s.decideUntimed(ctx, "192.0.2.10", good)
+	d = s.decideUntimed(ctx, good, "192.0.2.10", true)
 	g.Expect(d.reason).To(BeEmpty())
 	info, _ := limiter.CheckToken(token.Hash(good))
 	g.Expect(info.Remaining).To(Equal(7), "10, less the two verifications and this check")

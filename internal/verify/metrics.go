@@ -41,6 +41,34 @@ var outcomes = []string{
 	ReasonDisabled, ReasonInvalidated, ReasonNotActive, ReasonRateLimited, ReasonUnavailable,
 }
 
+// outcomeCounters are the children of resultsTotal per outcome, and
+// clientLimited and tokenLimited those of rateLimitedTotal, looked up once:
+// finding a child by its label values on every request costs more than the
+// rest of counting it.
+var (
+	outcomeCounters = func() map[string]prometheus.Counter {
+		m := make(map[string]prometheus.Counter, len(outcomes))
+		for _, o := range outcomes {
+			m[o] = resultsTotal.WithLabelValues(o)
+		}
+		return m
+	}()
+	clientLimited = rateLimitedTotal.WithLabelValues(limitClient)
+	tokenLimited  = rateLimitedTotal.WithLabelValues(limitToken)
+)
+
+// countOutcome counts a request decided with reason, "" meaning verified.
+func countOutcome(reason string) {
+	if reason == "" {
+		reason = outcomeVerified
+	}
+	if c, ok := outcomeCounters[reason]; ok {
+		c.Inc()
+		return
+	}
+	resultsTotal.WithLabelValues(reason).Inc()
+}
+
 var registerOnce sync.Once
 
 // RegisterMetrics registers the verification metrics on controller-runtime's

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/time/rate"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -265,8 +267,8 @@ func TestVerifyEndpointClientLimit(t *testing.T) {
 func TestVerifyEndpointRetryAfterIsAtLeastOneSecond(t *testing.T) {
 	g := NewWithT(t)
 	f := newFixture(t, Limits{FailuresPerClient: 100, FailureBurst: 1})
-	f.do(t, get("/verify"), "192.0.2.1")
-	w := f.do(t, get("/verify"), "192.0.2.1")
+	f.do(t, get("/verify", "Token", f.unknown), "192.0.2.1")
+	w := f.do(t, get("/verify", "Token", f.unknown), "192.0.2.1")
 	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests))
 	g.Expect(w.Header().Get("Retry-After")).To(Equal("1"), "10ms rounds up to a whole second")
 }
@@ -411,18 +413,319 @@ func TestTokenReviewMethod(t *testing.T) {
 	g.Expect(w.Code).To(Equal(http.StatusMethodNotAllowed))
 }
 
-func TestTokenReviewRateLimited(t *testing.T) {
-	g := NewWithT(t)
-	f := newFixture(t, Limits{FailuresPerClient: 1, FailureBurst: 1})
-	w := f.do(t, post("/tokenreview", review(f.unknown)), "192.0.2.1")
-	g.Expect(w.Code).To(Equal(http.StatusOK))
+func TestTokenReviewLimits(t *testing.T) {
+	type step struct {
+		token      func(f *fixture) string
+		wantStatus int
+		wantError  string // status.error when 200; "" means authenticated
+	}
+	good := func(f *fixture) string { return f.good }
+	unknown := func(f *fixture) string { return f.unknown }
+	tests := []struct {
+		name   string
+		limits Limits
+		steps  []step
+	}{
+		{
+			// kube-apiserver is one address for every user: failures must
+			// not lock the others out.
+			name:   "failures through kube-apiserver lock nobody out",
+			limits: Limits{FailuresPerClient: rate.Every(time.Hour), FailureBurst: 1},
+			steps: []step{
+				{unknown, http.StatusOK, "Unknown"},
+				{unknown, http.StatusOK, "Unknown"},
+				{unknown, http.StatusOK, "Unknown"},
+				{good, http.StatusOK, ""},
+			},
+		},
+		{
+			name:   "the per-token limit still applies",
+			limits: Limits{RequestsPerToken: 1, TokenBurst: 2},
+			steps: []step{
+				{good, http.StatusOK, ""},
+				{good, http.StatusOK, ""},
+				{good, http.StatusTooManyRequests, ""},
+				{unknown, http.StatusOK, "Unknown"},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			f := newFixture(t, tt.limits)
+			for i, st := range tt.steps {
+				w := f.do(t, post("/tokenreview", review(st.token(f))), "192.0.2.1")
+				g.Expect(w.Code).To(Equal(st.wantStatus), "step %d", i)
+				if st.wantStatus == http.StatusTooManyRequests {
+					g.Expect(w.Header().Get("Retry-After")).To(Equal("1"))
+					g.Expect(w.Header().Get("RateLimit-Limit")).To(Equal("2"))
+					g.Expect(w.Header().Get("RateLimit-Remaining")).To(Equal("0"))
+					g.Expect(w.Body.String()).To(MatchJSON(`{"reason": "RateLimited"}`))
+					continue
+				}
+				var got authenticationv1.TokenReview
+				g.Expect(json.Unmarshal(w.Body.Bytes(), &got)).To(Succeed())
+				g.Expect(got.Status.Error).To(Equal(st.wantError), "step %d", i)
+				g.Expect(got.Status.Authenticated).To(Equal(st.wantError == ""), "step %d", i)
+			}
+			g.Expect(f.server.Limiter.clients.len()).To(BeZero(), "TokenReview charges no client")
+		})
+	}
+}
 
-	w = f.do(t, post("/tokenreview", review(f.good)), "192.0.2.1")
-	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests))
-	g.Expect(w.Header().Get("Retry-After")).To(Equal("1"))
-	g.Expect(w.Header().Get("RateLimit-Limit")).To(Equal("1"))
-	g.Expect(w.Header().Get("RateLimit-Remaining")).To(Equal("0"))
-	g.Expect(w.Body.String()).To(MatchJSON(`{"reason": "RateLimited"}`))
+func TestMissingTokenIsNotAGuess(t *testing.T) {
+	tests := []struct {
+		name string
+		// spend charges the client's whole budget with bad tokens first.
+		spend      bool
+		req        func(f *fixture) *http.Request
+		wantStatus int
+		wantReason string
+	}{
+		{
+			name:       "no token",
+			req:        func(*fixture) *http.Request { return get("/verify") },
+			wantStatus: http.StatusUnauthorized,
+			wantReason: ReasonMissing,
+		},
+		{
+			name:       "an Authorization header of another scheme",
+			req:        func(*fixture) *http.Request { return get("/verify", "Authorization", "Basic dXNlcjpwYXNz") },
+			wantStatus: http.StatusUnauthorized,
+			wantReason: ReasonMissing,
+		},
+		{
+			name:       "no token from a client that spent its budget",
+			spend:      true,
+			req:        func(*fixture) *http.Request { return get("/verify") },
+			wantStatus: http.StatusUnauthorized,
+			wantReason: ReasonMissing,
+		},
+		{
+			name:       "a token from a client that spent its budget",
+			spend:      true,
+			req:        func(f *fixture) *http.Request { return get("/verify", "Token", f.good) },
+			wantStatus: http.StatusTooManyRequests,
+			wantReason: ReasonRateLimited,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			const burst = 2
+			f := newFixture(t, Limits{FailuresPerClient: rate.Every(time.Hour), FailureBurst: burst})
+			if tt.spend {
+				for range burst {
+					f.do(t, get("/verify", "Token", f.unknown), "192.0.2.1")
+				}
+			}
+			for range 2 * burst {
+				w := f.do(t, tt.req(f), "192.0.2.1")
+				g.Expect(w.Code).To(Equal(tt.wantStatus))
+				g.Expect(w.Body.String()).To(MatchJSON(`{"reason": "` + tt.wantReason + `"}`))
+			}
+			if !tt.spend {
+				info, ok := f.server.Limiter.CheckClient("192.0.2.1")
+				g.Expect(ok).To(BeTrue())
+				g.Expect(info.Remaining).To(Equal(burst), "nothing was charged")
+			}
+		})
+	}
+}
+
+func TestClientAddr(t *testing.T) {
+	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
+	tests := []struct {
+		name       string
+		trusted    []netip.Prefix
+		remoteAddr string
+		header     http.Header
+		want       string
+	}{
+		{name: "no proxies trusted", remoteAddr: "192.0.2.1:40000", want: "192.0.2.1"},
+		{
+			name:       "no proxies trusted: forwarding headers are ignored",
+			remoteAddr: "10.0.0.1:40000",
+			header:     http.Header{"X-Real-Ip": {"198.51.100.7"}, "X-Forwarded-For": {"198.51.100.8"}},
+			want:       "10.0.0.1",
+		},
+		{
+			name:       "an untrusted peer cannot spoof X-Forwarded-For",
+			trusted:    proxies,
+			remoteAddr: "192.0.2.1:40000",
+			header:     http.Header{"X-Forwarded-For": {"198.51.100.8"}},
+			want:       "192.0.2.1",
+		},
+		{
+			name:       "an untrusted peer cannot spoof X-Real-IP",
+			trusted:    proxies,
+			remoteAddr: "192.0.2.1:40000",
+			header:     http.Header{"X-Real-Ip": {"198.51.100.7"}},
+			want:       "192.0.2.1",
+		},
+		{
+			name:       "trusted proxy: X-Real-IP",
+			trusted:    proxies,
+			remoteAddr: "10.1.2.3:40000",
+			header:     http.Header{"X-Real-Ip": {" 198.51.100.7 "}, "X-Forwarded-For": {"198.51.100.8"}},
+			want:       "198.51.100.7",
+		},
+		{
+			name:       "trusted proxy: an invalid X-Real-IP falls back to X-Forwarded-For",
+			trusted:    proxies,
+			remoteAddr: "10.1.2.3:40000",
+			header:     http.Header{"X-Real-Ip": {"unknown"}, "X-Forwarded-For": {"198.51.100.8"}},
+			want:       "198.51.100.8",
+		},
+		{
+			name:       "trusted proxy: X-Real-IP given twice is not trusted",
+			trusted:    proxies,
+			remoteAddr: "10.1.2.3:40000",
+			header:     http.Header{"X-Real-Ip": {"198.51.100.7", "198.51.100.9"}, "X-Forwarded-For": {"198.51.100.8"}},
+			want:       "198.51.100.8",
+		},
+		{
+			name:       "trusted proxy: the right-most X-Forwarded-For entry, not the client's own",
+			trusted:    proxies,
+			remoteAddr: "10.1.2.3:40000",
+			header:     http.Header{"X-Forwarded-For": {"203.0.113.66, 198.51.100.8"}},
+			want:       "198.51.100.8",
+		},
+		{
+			name:       "trusted proxy: X-Forwarded-For fields make one list",
+			trusted:    proxies,
+			remoteAddr: "10.1.2.3:40000",
+			header:     http.Header{"X-Forwarded-For": {"203.0.113.66", "198.51.100.8,\t198.51.100.9"}},
+			want:       "198.51.100.9",
+		},
+		{
+			name:       "trusted proxy: invalid entries on the right are passed over",
+			trusted:    proxies,
+			remoteAddr: "10.1.2.3:40000",
+			header:     http.Header{"X-Forwarded-For": {"198.51.100.8, unknown", " "}},
+			want:       "198.51.100.8",
+		},
+		{
+			name:       "trusted proxy: an entry with a port",
+			trusted:    proxies,
+			remoteAddr: "10.1.2.3:40000",
+			header:     http.Header{"X-Forwarded-For": {"[2001:db8::1]:443"}},
+			want:       "2001:db8::1",
+		},
+		{
+			name:       "trusted proxy: one address spelled one way",
+			trusted:    proxies,
+			remoteAddr: "10.1.2.3:40000",
+			header:     http.Header{"X-Forwarded-For": {"2001:DB8:0::1"}},
+			want:       "2001:db8::1",
+		},
+		{
+			name:       "trusted proxy: an IPv4-mapped address is the IPv4 address",
+			trusted:    proxies,
+			remoteAddr: "10.1.2.3:40000",
+			header:     http.Header{"X-Real-Ip": {"::ffff:198.51.100.7"}},
+			want:       "198.51.100.7",
+		},
+		{
+			name:       "trusted proxy: an address with a zone is invalid",
+			trusted:    proxies,
+			remoteAddr: "10.1.2.3:40000",
+			header:     http.Header{"X-Forwarded-For": {"198.51.100.8, fe80::1%eth0"}},
+			want:       "198.51.100.8",
+		},
+		{
+			name:       "trusted proxy: no valid forwarding header leaves the proxy",
+			trusted:    proxies,
+			remoteAddr: "10.1.2.3:40000",
+			header:     http.Header{"X-Forwarded-For": {"unknown"}},
+			want:       "10.1.2.3",
+		},
+		{
+			name:       "trusted proxy over IPv6",
+			trusted:    proxies,
+			remoteAddr: "[fd00::5]:40000",
+			header:     http.Header{"X-Forwarded-For": {"198.51.100.8"}},
+			want:       "198.51.100.8",
+		},
+		{
+			name:       "a trusted IPv4 proxy seen as IPv4-mapped IPv6",
+			trusted:    proxies,
+			remoteAddr: "[::ffff:10.1.2.3]:40000",
+			header:     http.Header{"X-Forwarded-For": {"198.51.100.8"}},
+			want:       "198.51.100.8",
+		},
+		{
+			name:       "a remote address that is no address is used as it is",
+			trusted:    proxies,
+			remoteAddr: "pipe",
+			header:     http.Header{"X-Forwarded-For": {"198.51.100.8"}},
+			want:       "pipe",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			r := httptest.NewRequest(http.MethodGet, "/verify", nil)
+			r.RemoteAddr = tt.remoteAddr
+			if tt.header != nil {
+				r.Header = tt.header
+			}
+			s := &Server{TrustedProxies: tt.trusted}
+			g.Expect(s.clientAddr(r)).To(Equal(tt.want))
+		})
+	}
+}
+
+// TestTrustedProxiesLimit checks end to end that the failure budget follows
+// the forwarded client behind a trusted proxy, and the connection
+// otherwise.
+func TestTrustedProxiesLimit(t *testing.T) {
+	tests := []struct {
+		name string
+		peer string
+		// xff is the X-Forwarded-For of the attacker's requests and of the
+		// innocent one after them.
+		attackerXFF, innocentXFF string
+		wantInnocent             int
+	}{
+		{
+			name:         "behind a trusted proxy, clients have their own budgets",
+			peer:         "10.0.0.1",
+			attackerXFF:  "203.0.113.66",
+			innocentXFF:  "198.51.100.8",
+			wantInnocent: http.StatusOK,
+		},
+		{
+			name:         "an untrusted peer cannot escape its budget by rotating X-Forwarded-For",
+			peer:         "192.0.2.1",
+			attackerXFF:  "203.0.113.66",
+			innocentXFF:  "198.51.100.8",
+			wantInnocent: http.StatusTooManyRequests,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			f := newFixture(t, Limits{FailuresPerClient: rate.Every(time.Hour), FailureBurst: 2})
+			f.server.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+			for range 3 {
+				f.do(t, get("/verify", "Token", f.unknown, "X-Forwarded-For", tt.attackerXFF), tt.peer)
+			}
+			w := f.do(t, get("/verify", "Token", f.good, "X-Forwarded-For", tt.innocentXFF), tt.peer)
+			g.Expect(w.Code).To(Equal(tt.wantInnocent))
+		})
+	}
+}
+
+func TestHeaderNamesAreCanonical(t *testing.T) {
+	for _, name := range []string{
+		headerCacheControl, headerContentType, headerUser, headerName, headerNamespace,
+		headerType, headerTeams, headerScopes, headerExpiresAt, headerCreator,
+	} {
+		t.Run(name, func(t *testing.T) {
+			NewWithT(t).Expect(name).To(Equal(http.CanonicalHeaderKey(name)))
+		})
+	}
 }
 
 func TestMetrics(t *testing.T) {

@@ -48,7 +48,10 @@ const outcomeVerified = "Verified"
 // UserPrefix starts Identity.User: tokenwarden:<namespace>:<name>.
 const UserPrefix = "tokenwarden:"
 
-// Identity is who a verified token is.
+// Identity is who a verified token is. Its Teams, Scopes and ExpiresAt may
+// be shared with the Index and with every other verification of the same
+// token, which is what keeps a verification free of allocations: read them,
+// and copy them before changing them.
 type Identity struct {
 	// User is stable for the ApiToken across recreates:
 	// "tokenwarden:<namespace>:<name>".
@@ -94,27 +97,46 @@ type Verifier struct {
 // then the digest's lookup, then the ApiToken's state at this instant, so a
 // value stops verifying on the second it expires even if no reconcile ran.
 func (v *Verifier) Verify(ctx context.Context, value string) (Identity, string) {
-	id, _, reason := v.verify(ctx, value)
-	return id, reason
+	var vd verdict
+	v.verify(ctx, value, &vd)
+	return vd.id, vd.reason
 }
 
-// verify is Verify also returning the digest of value once it was found in
-// the index, for the per-token rate limit.
-func (v *Verifier) verify(ctx context.Context, value string) (Identity, string, string) {
+// verdict is the outcome of one verification.
+type verdict struct {
+	id Identity
+	// rec is the record value verified as, nil when refused. The server
+	// takes the digest for the per-token rate limit and the header values
+	// from it.
+	rec *record
+	// at is the instant the verification was decided at.
+	at time.Time
+	// reason is "" when verified.
+	reason string
+}
+
+// verify is Verify also telling the record value verified as and the
+// instant, for the server. It fills in vd, which must be zero, rather than
+// returning a verdict, which would copy it once more.
+func (v *Verifier) verify(ctx context.Context, value string, vd *verdict) {
 	if value == "" {
-		return Identity{}, "", ReasonMissing
+		vd.reason = ReasonMissing
+		return
 	}
 	typ, err := v.Format.Parse(value)
 	if err != nil {
-		return Identity{}, "", ReasonMalformed
+		vd.reason = ReasonMalformed
+		return
 	}
-	digest := token.Hash(value)
 	if v.Index == nil {
-		return Identity{}, "", ReasonUnknown
+		vd.reason = ReasonUnknown
+		return
 	}
-	r, ok := v.Index.lookup(digest)
-	if !ok || !digestsEqual(digest, r.digest) {
-		return Identity{}, "", ReasonUnknown
+	sum := sumOfValue(value)
+	r, ok := v.Index.lookup(&sum)
+	if !ok || !sumsEqual(&sum, &r.sum) {
+		vd.reason = ReasonUnknown
+		return
 	}
 	e := &r.entry
 	// The type letter is covered by the digest, so a mismatch means the
@@ -122,35 +144,38 @@ func (v *Verifier) verify(ctx context.Context, value string) (Identity, string, 
 	// it is not a token of this ApiToken's type, and saying more would only
 	// help whoever crafted it.
 	if typ != e.Type {
-		return Identity{}, "", ReasonUnknown
+		vd.reason = ReasonUnknown
+		return
 	}
-	if reason := refusal(e, v.now()); reason != "" {
-		return Identity{}, "", reason
+	now := v.now()
+	if reason := refusal(e, now); reason != "" {
+		vd.reason = reason
+		return
 	}
-	teams, err := v.teamsOf(ctx, e)
+	teams, err := v.teamsOf(ctx, r)
 	if err != nil {
 		// The error is about the Team cache or SubjectAccessReview and
 		// never contains the value; the ApiToken's name says which token.
 		log.FromContext(ctx).Error(err, "Cannot resolve the teams of a token", "apiToken", e.Key.String())
-		return Identity{}, "", ReasonUnavailable
+		vd.reason = ReasonUnavailable
+		return
 	}
-	id := Identity{
-		User:      UserPrefix + e.Key.Namespace + ":" + e.Key.Name,
+	// Everything here is shared with the record rather than copied; see
+	// Identity.
+	vd.id = Identity{
+		User:      r.user,
 		Name:      e.Key.Name,
 		Namespace: e.Key.Namespace,
 		UID:       string(e.UID),
 		Type:      string(e.Type),
 		Teams:     teams,
-		Scopes:    cloneNonNil(e.Scopes),
-	}
-	if e.ExpiresAt != nil {
-		at := *e.ExpiresAt
-		id.ExpiresAt = &at
+		Scopes:    r.scopes,
+		ExpiresAt: e.ExpiresAt,
 	}
 	if e.Creator != nil {
-		id.Creator = e.Creator.Username
+		vd.id.Creator = e.Creator.Username
 	}
-	return id, digest, ""
+	vd.rec, vd.at = r, now
 }
 
 // refusal is the reason e does not verify at now, or "" if it does. Only an
@@ -175,15 +200,12 @@ func refusal(e *Entry, now time.Time) string {
 	return ""
 }
 
-// teamsOf resolves the teams e speaks for now.
-func (v *Verifier) teamsOf(ctx context.Context, e *Entry) ([]string, error) {
-	switch e.Type {
-	case v1alpha1.TeamTokenType:
-		return cloneNonNil(e.Teams), nil
-	case v1alpha1.AdminTokenType, v1alpha1.WildcardTokenType:
-	default:
-		return []string{}, nil
+// teamsOf resolves the teams r speaks for now.
+func (v *Verifier) teamsOf(ctx context.Context, r *record) ([]string, error) {
+	if !r.dynamicTeams {
+		return r.teams, nil
 	}
+	e := &r.entry
 	var list []v1alpha1.Team
 	if v.Teams != nil {
 		var err error
@@ -225,23 +247,10 @@ func (v *Verifier) now() time.Time {
 	return v.Clock.Now()
 }
 
-// digestsEqual compares two digests in constant time, so a caller cannot
-// time how much of a stored digest a guess matched. The map lookup before
-// it already compared them, but not in constant time; this makes the
-// decision not rest on that comparison.
-func digestsEqual(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	var diff byte
-	for i := 0; i < len(a); i++ {
-		diff |= a[i] ^ b[i]
-	}
-	return subtle.ConstantTimeByteEq(diff, 0) == 1
-}
-
-// cloneNonNil copies s so callers may change the result without changing
-// the Index; it returns an empty slice for nil, so JSON says [] not null.
-func cloneNonNil(s []string) []string {
-	return append(make([]string, 0, len(s)), s...)
+// sumsEqual compares two digests in constant time, so a caller cannot time
+// how much of a stored digest a guess matched. The map lookup before it
+// already compared them, but not in constant time; this makes the decision
+// not rest on that comparison.
+func sumsEqual(a, b *digestKey) bool {
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }

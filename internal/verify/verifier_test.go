@@ -261,14 +261,44 @@ func TestVerifyIdentity(t *testing.T) {
 		Creator:   "jane@example.com",
 	}))
 
-	// Callers may change what they got without changing the index.
-	id.Teams[0] = "changed"
-	id.Scopes[0] = "changed"
-	*id.ExpiresAt = t0.Add(100 * time.Hour)
+	// The identity shares the index's slices rather than copying them.
 	again, _ := v.Verify(context.Background(), value)
-	g.Expect(again.Teams).To(Equal([]string{"payments"}))
-	g.Expect(again.Scopes).To(Equal([]string{"read:orders"}))
-	g.Expect(*again.ExpiresAt).To(Equal(expires))
+	g.Expect(&again.Teams[0]).To(BeIdenticalTo(&id.Teams[0]))
+	g.Expect(&again.Scopes[0]).To(BeIdenticalTo(&id.Scopes[0]))
+	g.Expect(again.ExpiresAt).To(BeIdenticalTo(id.ExpiresAt))
+}
+
+func TestVerifyAllocations(t *testing.T) {
+	teamValue := newValue(t, v1alpha1.TeamTokenType)
+	wildcardValue := newValue(t, v1alpha1.WildcardTokenType)
+	ix := NewIndex()
+	ix.Upsert(issued("team", "ns", teamValue,
+		[]b.ApiTokenOption{b.TeamToken("payments", "orders"), b.WithScopes("read:orders")},
+		withStatusCreator("jane"), withExpiry(t0.Add(time.Hour))))
+	ix.Upsert(issued("wildcard", "ns", wildcardValue, nil, withStatusCreator("jane")))
+	v := &Verifier{
+		Index: ix,
+		Clock: clocktesting.NewFakePassiveClock(t0),
+		Teams: teamsFunc(b.Team("payments", b.WithOwners(b.User("jane")))),
+	}
+	tests := []struct {
+		name       string
+		value      string
+		wantAllocs float64
+	}{
+		{"team token", teamValue, 0},
+		{"unknown", newValue(t, v1alpha1.TeamTokenType), 0},
+		{"malformed", "hunter2", 0},
+		// Its teams are decided now, into new lists.
+		{"wildcard token", wildcardValue, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			allocs := testing.AllocsPerRun(100, func() { v.Verify(context.Background(), tt.value) })
+			g.Expect(allocs).To(BeNumerically("<=", tt.wantAllocs))
+		})
+	}
 }
 
 func TestVerifyEmptyListsAreNotNull(t *testing.T) {
@@ -304,22 +334,24 @@ func TestVerifyCustomFormat(t *testing.T) {
 	g.Expect(reason).To(Equal(ReasonMalformed))
 }
 
-func TestDigestsEqual(t *testing.T) {
-	d := token.Hash("x")
+func TestSumsEqual(t *testing.T) {
+	sum := sumOfValue("x")
+	lastDiffers, firstDiffers := sum, sum
+	lastDiffers[len(sum)-1] ^= 1
+	firstDiffers[0] ^= 0x80
 	tests := []struct {
 		name string
-		a, b string
+		a, b digestKey
 		want bool
 	}{
-		{"equal", d, d, true},
-		{"last byte differs", d, d[:len(d)-1] + "z", false},
-		{"first byte differs", d, "S" + d[1:], false},
-		{"shorter", d, d[:10], false},
-		{"both empty", "", "", true},
+		{"equal", sum, sum, true},
+		{"last byte differs", sum, lastDiffers, false},
+		{"first byte differs", sum, firstDiffers, false},
+		{"zero", digestKey{}, digestKey{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			NewWithT(t).Expect(digestsEqual(tt.a, tt.b)).To(Equal(tt.want))
+			NewWithT(t).Expect(sumsEqual(&tt.a, &tt.b)).To(Equal(tt.want))
 		})
 	}
 }

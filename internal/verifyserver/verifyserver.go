@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"time"
 
@@ -41,6 +42,10 @@ type Options struct {
 	CertDir string
 	// AllowQueryToken accepts ?token= on /verify.
 	AllowQueryToken bool
+	// TrustedProxies are the peers (a reverse proxy, an ingress) whose
+	// X-Real-IP or X-Forwarded-For names the client that failed attempts
+	// are charged to; from anyone else those headers are ignored.
+	TrustedProxies []netip.Prefix
 	// FlushInterval bounds lastUsedAt writes: at most one per token per
 	// interval.
 	FlushInterval time.Duration
@@ -81,6 +86,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*verify.Server,
 		Limiter:         verify.NewLimiter(opts.Limits, opts.Clock),
 		LastUsed:        lastUsed,
 		AllowQueryToken: opts.AllowQueryToken,
+		TrustedProxies:  opts.TrustedProxies,
 	}
 	if opts.BindAddress != "" {
 		if err := mgr.Add(&httpsServer{addr: opts.BindAddress, certDir: opts.CertDir, handler: server.Handler()}); err != nil {
