@@ -1,6 +1,8 @@
 package verify
 
 import (
+	"github.com/tokenwarden/tokenwarden/pkg/verifyclient"
+
 	"context"
 	"crypto/subtle"
 	"slices"
@@ -14,32 +16,23 @@ import (
 	"github.com/tokenwarden/tokenwarden/internal/token"
 )
 
-// Reasons a token is refused. They are part of the interface: they appear
-// in JSON bodies, the X-Tokenwarden-Reason header, TokenReview status.error
-// and the outcome label of the metrics.
+// Reasons a token is refused. They are part of the wire contract (JSON
+// bodies, the X-Tokenwarden-Reason header, TokenReview status.error and the
+// outcome label of the metrics), which pkg/verifyclient defines for the
+// services that consume it; they are named here for the server's code.
 const (
-	// ReasonMissing: the request carries no token.
-	ReasonMissing = "Missing"
-	// ReasonMalformed: the value is not shaped like a token of this
-	// installation, or its checksum is wrong. Nothing was looked up.
-	ReasonMalformed = "Malformed"
-	// ReasonUnknown: no ApiToken has the value's digest.
-	ReasonUnknown = "Unknown"
-	// ReasonExpired: the value's expiry instant has passed.
-	ReasonExpired = "Expired"
-	// ReasonDisabled: the ApiToken is disabled.
-	ReasonDisabled = "Disabled"
-	// ReasonInvalidated: the ApiToken's creator lost the standing it needs.
-	ReasonInvalidated = "Invalidated"
-	// ReasonNotActive: the ApiToken is in another phase than Active, such as
-	// Pending or Failed.
-	ReasonNotActive = "NotActive"
-	// ReasonRateLimited: the client or the token is over its rate limit.
-	ReasonRateLimited = "RateLimited"
+	ReasonMissing     = verifyclient.ReasonMissing
+	ReasonMalformed   = verifyclient.ReasonMalformed
+	ReasonUnknown     = verifyclient.ReasonUnknown
+	ReasonExpired     = verifyclient.ReasonExpired
+	ReasonDisabled    = verifyclient.ReasonDisabled
+	ReasonInvalidated = verifyclient.ReasonInvalidated
+	ReasonNotActive   = verifyclient.ReasonNotActive
+	ReasonRateLimited = verifyclient.ReasonRateLimited
 	// ReasonUnavailable: the token's teams could not be resolved because the
 	// Team cache or the admin check failed. It says nothing about the token,
 	// so the HTTP endpoints answer 503 and charge the client nothing.
-	ReasonUnavailable = "Unavailable"
+	ReasonUnavailable = verifyclient.ReasonUnavailable
 )
 
 // outcomeVerified is the outcome label of a verified request.
@@ -48,29 +41,12 @@ const outcomeVerified = "Verified"
 // UserPrefix starts Identity.User: tokenwarden:<namespace>:<name>.
 const UserPrefix = "tokenwarden:"
 
-// Identity is who a verified token is. Its Teams, Scopes and ExpiresAt may
-// be shared with the Index and with every other verification of the same
-// token, which is what keeps a verification free of allocations: read them,
-// and copy them before changing them.
-type Identity struct {
-	// User is stable for the ApiToken across recreates:
-	// "tokenwarden:<namespace>:<name>".
-	User      string `json:"user"`
-	Name      string `json:"name"`
-	Namespace string `json:"namespace"`
-	UID       string `json:"uid"`
-	Type      string `json:"type"`
-	// Teams are spec.teams for a Team token; for a Wildcard token the teams
-	// its creator owns at request time, or every team if the creator is an
-	// admin; for an Admin token every team. Sorted for Wildcard and Admin.
-	Teams  []string `json:"teams"`
-	Scopes []string `json:"scopes"`
-	// ExpiresAt is when the presented value stops verifying, which for a
-	// previous value is the end of its rotation overlap.
-	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
-	// Creator is the creator's user name.
-	Creator string `json:"creator"`
-}
+// Identity is who a verified token is: the wire contract of /verify,
+// defined in pkg/verifyclient. The Identities this package returns share
+// their Teams, Scopes and ExpiresAt with the Index and with every other
+// verification of the same token, which keeps a verification free of
+// allocations: read them, and copy them before changing them.
+type Identity = verifyclient.Identity
 
 // Verifier decides who a token value is, from the Index and, for Wildcard
 // and Admin tokens, the Teams.

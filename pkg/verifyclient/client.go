@@ -55,11 +55,15 @@ type Identity struct {
 	UID string `json:"uid"`
 	// Type is Team, Wildcard or Admin.
 	Type string `json:"type"`
-	// Teams are the teams the token speaks for.
+	// Teams are the teams the token speaks for: spec.teams for a Team
+	// token; for a Wildcard token the teams its creator owns when it is
+	// verified, or every team if the creator is an admin; for an Admin token
+	// every team.
 	Teams []string `json:"teams"`
 	// Scopes are the token's scopes; what they allow is up to the service.
 	Scopes []string `json:"scopes"`
-	// ExpiresAt is when the token stops verifying; nil means never.
+	// ExpiresAt is when the presented value stops verifying (for a value
+	// in its rotation overlap, the end of the overlap); nil means never.
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
 	// Creator is the user who created the ApiToken.
 	Creator string `json:"creator"`

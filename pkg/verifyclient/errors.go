@@ -28,6 +28,10 @@ const (
 	// ReasonRateLimited means the verifier answered 429; RetryAfter says
 	// when to ask again.
 	ReasonRateLimited = "RateLimited"
+	// ReasonUnavailable means Tokenwarden could not decide (its Team cache
+	// or admin check failed) and answered 503; it says nothing about the
+	// token, and Verify returns it as an error, not a refusal.
+	ReasonUnavailable = "Unavailable"
 	// ReasonUnauthorized stands in when a 401 answer named no reason the
 	// client could use, such as one from a proxy in front of Tokenwarden.
 	ReasonUnauthorized = "Unauthorized"
