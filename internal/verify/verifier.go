@@ -1,8 +1,6 @@
 package verify
 
 import (
-	"github.com/tokenwarden/tokenwarden/pkg/verifyclient"
-
 	"context"
 	"crypto/subtle"
 	"slices"
@@ -14,6 +12,7 @@ import (
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
 	"github.com/tokenwarden/tokenwarden/internal/token"
+	"github.com/tokenwarden/tokenwarden/pkg/verifyclient"
 )
 
 // Reasons a token is refused. They are part of the wire contract (JSON
