@@ -26,6 +26,7 @@ import (
 	"github.com/tokenwarden/tokenwarden/controllers"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
 	"github.com/tokenwarden/tokenwarden/internal/controlplane"
+	"github.com/tokenwarden/tokenwarden/internal/logging"
 	"github.com/tokenwarden/tokenwarden/internal/index"
 	"github.com/tokenwarden/tokenwarden/internal/token"
 )
@@ -117,7 +118,9 @@ func (s countingStatus) Patch(ctx context.Context, obj client.Object, patch clie
 }
 
 var _ = BeforeSuite(func() {
-	logf.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(GinkgoWriter, &logs)), zap.UseDevMode(true), zap.Level(zapcore.Level(-10))))
+	// The most verbose logger there is, capped as the operator caps it, so
+	// the leak check at the end sees everything the operator could log.
+	logf.SetLogger(logging.Capped(zap.New(zap.WriteTo(io.MultiWriter(GinkgoWriter, &logs)), zap.UseDevMode(true), zap.Level(zapcore.Level(-10)))))
 	ctx, cancel = context.WithCancel(context.Background())
 
 	var (

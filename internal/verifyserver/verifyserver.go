@@ -182,8 +182,6 @@ func (s *httpsServer) Start(ctx context.Context) error {
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: watcher.GetCertificate},
-		// Requests carry tokens: never let the standard library log them.
-		ErrorLog: nil,
 	}
 	ctrl.Log.WithName("verify").Info("Serving verification", "address", listener.Addr().String())
 	errs := make(chan error, 1)
