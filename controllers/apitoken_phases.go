@@ -69,7 +69,8 @@ func (r *ApiTokenReconciler) reconcileEntitlement(ctx context.Context, s *apiTok
 	}
 	decide := func(reader client.Reader, admins authz.AdminChecker) (authz.Teams, authz.Verdict, error) {
 		list := &v1alpha1.TeamList{}
-		if err := reader.List(ctx, list); err != nil {
+		// Read-only: no need to copy every Team out of the cache.
+		if err := reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
 			return nil, authz.Verdict{}, fmt.Errorf("listing Teams: %w", err)
 		}
 		teams := authz.TeamsOf(list.Items)

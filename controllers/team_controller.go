@@ -57,7 +57,7 @@ func (r *TeamReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 // reconcileActiveTokens counts the team's Team tokens in phase Active.
 func (r *TeamReconciler) reconcileActiveTokens(ctx context.Context, team *v1alpha1.Team) error {
 	tokens := &v1alpha1.ApiTokenList{}
-	if err := r.List(ctx, tokens, client.MatchingFields{index.Teams: team.Name}); err != nil {
+	if err := r.List(ctx, tokens, client.MatchingFields{index.Teams: team.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("listing the team's tokens: %w", err)
 	}
 	var active int32

@@ -78,8 +78,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*verify.Server,
 			Clock:  opts.Clock,
 			Admins: opts.Admins,
 			Teams: func(ctx context.Context) ([]v1alpha1.Team, error) {
+				// Read-only, per request: share the cache's objects rather
+				// than copying every Team each time.
 				list := &v1alpha1.TeamList{}
-				err := reader.List(ctx, list)
+				err := reader.List(ctx, list, client.UnsafeDisableDeepCopy)
 				return list.Items, err
 			},
 		},
