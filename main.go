@@ -37,6 +37,7 @@ import (
 	"github.com/tokenwarden/tokenwarden/internal/devenv"
 	"github.com/tokenwarden/tokenwarden/internal/index"
 	"github.com/tokenwarden/tokenwarden/internal/logging"
+	"github.com/tokenwarden/tokenwarden/internal/metrics"
 	"github.com/tokenwarden/tokenwarden/internal/token"
 	"github.com/tokenwarden/tokenwarden/internal/verify"
 	"github.com/tokenwarden/tokenwarden/internal/verifyserver"
@@ -204,6 +205,7 @@ func run(ctx context.Context, opts options) error {
 			return fmt.Errorf("setting up verification: %w", err)
 		}
 	}
+	metrics.Register(mgr.GetClient())
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}

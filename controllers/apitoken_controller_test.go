@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	b "github.com/tokenwarden/tokenwarden/internal/builder"
+	"github.com/tokenwarden/tokenwarden/internal/metrics"
 	"github.com/tokenwarden/tokenwarden/internal/token"
 )
 
@@ -243,6 +245,8 @@ var _ = Describe("ApiToken controller", func() {
 			Expect(got.Status.Previous.TokenHash).To(Equal(old.Status.TokenHash))
 			Expect(got.Status.Previous.ExpiresAt.Time).To(BeTemporally("==", clock.Now().Add(10*time.Minute).Truncate(time.Second)))
 			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement("Recreated")) }).Should(Succeed())
+			Expect(testutil.ToFloat64(metrics.Recreations)).To(BeNumerically(">=", 1))
+			Expect(testutil.ToFloat64(metrics.Issuances.WithLabelValues("Recreate"))).To(BeNumerically(">=", 1))
 
 			clock.Step(10 * time.Minute)
 			touch(tok)
@@ -289,6 +293,7 @@ var _ = Describe("ApiToken controller", func() {
 				}).Should(Succeed())
 			}
 			GinkgoWriter.Printf("invalidation after owner removal took %v\n", time.Since(removed))
+			Expect(testutil.ToFloat64(metrics.Invalidations.WithLabelValues(v1alpha1.ReasonCreatorNotOwner))).To(BeNumerically(">=", 2))
 			Eventually(func(g Gomega) { g.Expect(eventReasons(g, teamTok)).To(ContainElement("Invalidated")) }).Should(Succeed())
 
 			By("staying invalidated when the owner comes back")

@@ -17,6 +17,7 @@ import (
 	"github.com/tokenwarden/tokenwarden/internal/authz"
 	"github.com/tokenwarden/tokenwarden/internal/duration"
 	"github.com/tokenwarden/tokenwarden/internal/lifecycle"
+	"github.com/tokenwarden/tokenwarden/internal/metrics"
 	"github.com/tokenwarden/tokenwarden/internal/token"
 )
 
@@ -129,7 +130,9 @@ func (r *ApiTokenReconciler) reconcileSecret(ctx context.Context, s *apiTokenSco
 	if s.blocked {
 		if s.outcome.phase == v1alpha1.PhaseInvalidated {
 			s.token.Status.Previous = nil // no value of an invalidated token verifies
-			r.eventOnTransition(s, corev1.EventTypeWarning, EventInvalidated, s.outcome.message)
+			if r.eventOnTransition(s, corev1.EventTypeWarning, EventInvalidated, s.outcome.message) {
+				metrics.Invalidations.WithLabelValues(s.outcome.reason).Inc()
+			}
 		}
 		return ctrl.Result{}, r.withdraw(ctx, s)
 	}
@@ -251,10 +254,13 @@ func (r *ApiTokenReconciler) issue(ctx context.Context, s *apiTokenScope, reason
 
 	log := ctrl.LoggerFrom(ctx)
 	log.Info("Issued a token value", "reason", string(reason), "tokenPrefix", st.TokenPrefix, "secret", st.SecretRef.Name)
+	metrics.Issuances.WithLabelValues(string(reason)).Inc()
 	switch reason {
 	case lifecycle.Recreate, lifecycle.ResumeRotation:
+		metrics.Recreations.Inc()
 		r.event(s, corev1.EventTypeNormal, EventRecreated, "issued a new value (%s) on spec.recreate=%d", st.TokenPrefix, st.Recreate)
 	case lifecycle.Renew:
+		metrics.Recreations.Inc()
 		r.event(s, corev1.EventTypeNormal, EventRotated, "renewed the value (%s) before its expiry", st.TokenPrefix)
 	case lifecycle.SecretGone, lifecycle.SecretTampered:
 		r.event(s, corev1.EventTypeWarning, EventSecretRepaired, "Secret %s %s: issued a new value (%s)", st.SecretRef.Name, describe(reason), st.TokenPrefix)
@@ -405,10 +411,12 @@ func (r *ApiTokenReconciler) event(s *apiTokenScope, eventType, reason, note str
 }
 
 // eventOnTransition emits an Event only when the phase or reason changes,
-// so a reconcile that finds things as they were stays silent.
-func (r *ApiTokenReconciler) eventOnTransition(s *apiTokenScope, eventType, reason, note string) {
+// so a reconcile that finds things as they were stays silent; it reports
+// whether this was a transition.
+func (r *ApiTokenReconciler) eventOnTransition(s *apiTokenScope, eventType, reason, note string) bool {
 	if s.base.Status.Phase == s.outcome.phase && readyReason(s.base) == s.outcome.reason {
-		return
+		return false
 	}
 	r.event(s, eventType, reason, "%s", note)
+	return true
 }

@@ -359,10 +359,14 @@ spec:
 			}, 5*time.Second, 10*time.Millisecond).Should(Equal(http.StatusOK))
 		})
 
-		It("serves the verification metrics", func() {
+		It("serves the token and verification metrics", func() {
 			resp, body := get(http.DefaultClient, eps["TOKENWARDEN_METRICS_URL"], nil)
 			Expect(resp.StatusCode).To(Equal(http.StatusOK))
 			Expect(body).To(ContainSubstring("tokenwarden_verification_results_total"))
+			Expect(body).To(ContainSubstring(`tokenwarden_tokens{namespace="payments",phase="Active",type="Admin"} 1`))
+			Expect(body).To(ContainSubstring(`tokenwarden_token_expiry_timestamp_seconds{name="platform-admin",namespace="payments",type="Admin"}`))
+			Expect(body).To(ContainSubstring(`tokenwarden_token_issuances_total{reason="FirstIssue"}`))
+			Expect(body).To(ContainSubstring("tokenwarden_token_invalidations_total"))
 		})
 
 		It("guards a backend behind a real nginx with auth_request: 200, 401, then 429", func() {
