@@ -1,7 +1,8 @@
 // Command tokenwarden runs the Tokenwarden operator: the controllers
-// (leader-elected), and later the admission webhooks and the verification
-// server. With --dev it first starts a local control plane and runs against
-// that, so a machine without a cluster sees the whole product work.
+// (leader-elected), and on every replica the admission webhooks and the
+// verification server. With --dev it first starts a local control plane and
+// runs against that, so a machine without a cluster sees the whole product
+// work.
 package main
 
 import (
@@ -168,7 +169,7 @@ func run(ctx context.Context, opts options) error {
 	// One memory of admin answers for the reconciler and the verifier; it
 	// forgets on every cluster RBAC change (see verifyserver and the
 	// ApiToken controller's RBAC watch).
-	admins := &authz.RememberingAdminChecker{Checker: &authz.SubjectAccessReviewer{Client: mgr.GetClient()}}
+	admins := &authz.RememberingAdminChecker{Checker: &authz.SubjectAccessReviewer{Client: mgr.GetClient()}, TTL: 30 * time.Second}
 	if err := (&controllers.ApiTokenReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),

@@ -7,12 +7,15 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
@@ -155,13 +158,33 @@ func lowestRequeue(a, b ctrl.Result) ctrl.Result {
 // tokens), and cluster RBAC, which decides admin standing.
 func (r *ApiTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.ApiToken{}).
+		For(&v1alpha1.ApiToken{}, builder.WithPredicates(ignoreLastUsedOnly)).
 		Owns(&corev1.Secret{}).
 		Watches(&v1alpha1.Team{}, handler.EnqueueRequestsFromMapFunc(r.tokensOfTeam)).
 		Watches(&rbacv1.ClusterRoleBinding{}, handler.EnqueueRequestsFromMapFunc(r.tokensAfterRBACChange), builder.OnlyMetadata).
 		Watches(&rbacv1.ClusterRole{}, handler.EnqueueRequestsFromMapFunc(r.tokensAfterRBACChange), builder.OnlyMetadata).
 		Named("apitoken").
 		Complete(r)
+}
+
+// ignoreLastUsedOnly drops ApiToken updates that change nothing but
+// status.lastUsedAt: the verifier flushes it in batches, and none of the
+// reconciler's decisions depend on it.
+var ignoreLastUsedOnly = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		before, ok1 := e.ObjectOld.(*v1alpha1.ApiToken)
+		after, ok2 := e.ObjectNew.(*v1alpha1.ApiToken)
+		if !ok1 || !ok2 || before.Status.LastUsedAt.Equal(after.Status.LastUsedAt) {
+			return true
+		}
+		beforeStatus := before.Status.DeepCopy()
+		beforeStatus.LastUsedAt = after.Status.LastUsedAt
+		return before.Generation != after.Generation ||
+			!equality.Semantic.DeepEqual(before.Labels, after.Labels) ||
+			!equality.Semantic.DeepEqual(before.Annotations, after.Annotations) ||
+			!equality.Semantic.DeepEqual(*beforeStatus, after.Status) ||
+			!after.DeletionTimestamp.Equal(before.DeletionTimestamp)
+	},
 }
 
 // tokensOfTeam maps a Team (old and new, on updates) to the tokens whose

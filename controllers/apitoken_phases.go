@@ -32,6 +32,10 @@ const (
 	EventSecretRepaired = "SecretRepaired"
 )
 
+// conflictRecheck is how often a token blocked by a foreign Secret looks
+// whether the Secret is gone.
+const conflictRecheck = time.Minute
+
 // reconcileSpec reads what the spec and annotations say: the creator and
 // the parsed durations. The API server validated their syntax already.
 func (r *ApiTokenReconciler) reconcileSpec(ctx context.Context, s *apiTokenScope) (ctrl.Result, error) {
@@ -84,7 +88,7 @@ func (r *ApiTokenReconciler) reconcileEntitlement(ctx context.Context, s *apiTok
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if !verdict.Allowed && verdict.Reason != v1alpha1.ReasonCreatorUnknown {
+	if !verdict.Allowed && verdict.Reason != v1alpha1.ReasonCreatorUnknown && st.TokenHash != "" && st.Phase != v1alpha1.PhaseInvalidated {
 		// Invalidation is final, so it is decided on what the API server
 		// says now: the cache may not have seen a Team applied together
 		// with the token or an owner just added, nor a remembered admin
@@ -121,12 +125,9 @@ func (r *ApiTokenReconciler) reconcileSecret(ctx context.Context, s *apiTokenSco
 	if err := r.observeSecret(ctx, s, name); err != nil {
 		return ctrl.Result{}, err
 	}
-	if s.secretState == lifecycle.SecretForeign {
-		s.outcome = outcome{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReasonSecretConflict,
-			message: fmt.Sprintf("Secret %q exists and is not controlled by this ApiToken; it is left untouched", name)}
-		r.eventOnTransition(s, corev1.EventTypeWarning, EventSecretConflict, s.outcome.message)
-		return ctrl.Result{}, nil
-	}
+	// A token that may hold no value needs nothing from its Secret but the
+	// value's removal; this comes first, so that nothing about the Secret
+	// can turn an invalidation into another, less final state.
 	if s.blocked {
 		if s.outcome.phase == v1alpha1.PhaseInvalidated {
 			s.token.Status.Previous = nil // no value of an invalidated token verifies
@@ -134,7 +135,18 @@ func (r *ApiTokenReconciler) reconcileSecret(ctx context.Context, s *apiTokenSco
 				metrics.Invalidations.WithLabelValues(s.outcome.reason).Inc()
 			}
 		}
+		if s.secretState == lifecycle.SecretForeign {
+			return ctrl.Result{}, nil // not ours: never touched
+		}
 		return ctrl.Result{}, r.withdraw(ctx, s)
+	}
+	if s.secretState == lifecycle.SecretForeign {
+		s.outcome = outcome{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReasonSecretConflict,
+			message: fmt.Sprintf("Secret %q exists and is not controlled by this ApiToken; it is left untouched", name)}
+		r.eventOnTransition(s, corev1.EventTypeWarning, EventSecretConflict, s.outcome.message)
+		// Foreign Secrets carry no managed-by label, so the cache never sees
+		// one go away: look again now and then instead.
+		return ctrl.Result{RequeueAfter: conflictRecheck}, nil
 	}
 
 	decision := lifecycle.Decide(s.input())

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -59,6 +60,9 @@ func (v *TeamValidator) validate(ctx context.Context, op authz.Operation, old, t
 	}
 	if err := refusal(req, d.Errs); err != nil || op == authz.Create {
 		return nil, err
+	}
+	if op == authz.Update && equality.Semantic.DeepEqual(old.Spec.Owners, team.Spec.Owners) {
+		return nil, nil // only an owner change or a deletion can invalidate tokens
 	}
 	warnings, err := v.impact(ctx, old, team)
 	if err != nil {

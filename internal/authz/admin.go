@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -47,9 +48,14 @@ func (r *SubjectAccessReviewer) IsAdmin(ctx context.Context, user *v1alpha1.User
 // every replica, ask afresh.
 type RememberingAdminChecker struct {
 	Checker AdminChecker
+	// TTL bounds how long an answer is remembered even without an RBAC
+	// event: an API server whose RBAC cache lagged behind the event may
+	// have answered with the standing from before it. Zero means until
+	// Forget.
+	TTL time.Duration
 
 	mu      sync.Mutex
-	answers map[string]bool
+	answers map[string]rememberedAnswer
 	// epoch counts Forget calls, so an answer asked for before an RBAC
 	// change is not remembered after it.
 	epoch uint64
@@ -61,12 +67,13 @@ func (r *RememberingAdminChecker) IsAdmin(ctx context.Context, user *v1alpha1.Us
 		return false, nil
 	}
 	key := identityKey(user)
+	now := time.Now()
 	r.mu.Lock()
-	answer, ok := r.answers[key]
+	remembered, ok := r.answers[key]
 	epoch := r.epoch
 	r.mu.Unlock()
-	if ok {
-		return answer, nil
+	if ok && (r.TTL == 0 || now.Sub(remembered.at) < r.TTL) {
+		return remembered.admin, nil
 	}
 	answer, err := r.Checker.IsAdmin(ctx, user)
 	if err != nil {
@@ -75,12 +82,18 @@ func (r *RememberingAdminChecker) IsAdmin(ctx context.Context, user *v1alpha1.Us
 	r.mu.Lock()
 	if r.epoch == epoch {
 		if r.answers == nil {
-			r.answers = map[string]bool{}
+			r.answers = map[string]rememberedAnswer{}
 		}
-		r.answers[key] = answer
+		r.answers[key] = rememberedAnswer{admin: answer, at: now}
 	}
 	r.mu.Unlock()
 	return answer, nil
+}
+
+// rememberedAnswer is an answer and when it was asked for.
+type rememberedAnswer struct {
+	admin bool
+	at    time.Time
 }
 
 // Fresh returns a checker that asks afresh: checker itself, or the checker a

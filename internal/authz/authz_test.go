@@ -109,7 +109,7 @@ func TestCheckPolicy(t *testing.T) {
 		{"lifetime too long", b.ApiToken("t", "ns", b.TeamToken("strict"), b.WithLifetime("31d")),
 			[]string{`spec.lifetime: Invalid value: "31d": longer than the maxLifetime 30d of team "strict"`}},
 		{"expiresAt too far", b.ApiToken("t", "ns", b.TeamToken("strict"), b.WithExpiresAt(now.Add(40*24*time.Hour))),
-			[]string{`spec.expiresAt: Invalid value: "2027-01-02T00:00:00Z": 40d away, longer than the maxLifetime 30d of team "strict"`}},
+			[]string{`spec.expiresAt: Invalid value: "2027-01-02T00:00:00Z": further away than the maxLifetime 30d of team "strict"`}},
 		{"scope outside the globs", b.ApiToken("t", "ns", b.TeamToken("strict", "lax"), b.WithLifetime("1d"), b.WithScopes("orders:write", "refunds:write")),
 			[]string{`spec.scopes[1]: Forbidden: scope "refunds:write" is not allowed by team "strict"`}},
 		{"wildcard tokens follow no team policy", b.ApiToken("t", "ns", b.WithScopes("refunds:write")), nil},

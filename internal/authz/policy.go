@@ -39,7 +39,7 @@ func CheckPolicy(spec *v1alpha1.ApiTokenSpec, teams Teams, from time.Time) field
 		if policy.MaxLifetime != nil && lifetimeErr == nil {
 			max, err := duration.Parse(*policy.MaxLifetime)
 			if err == nil && (lifetime == nil || *lifetime > max) {
-				errs = append(errs, lifetimeError(spec, specPath, name, *policy.MaxLifetime, lifetime))
+				errs = append(errs, lifetimeError(spec, specPath, name, *policy.MaxLifetime))
 			}
 		}
 		if len(policy.AllowedScopes) > 0 {
@@ -71,14 +71,16 @@ func effectiveLifetime(spec *v1alpha1.ApiTokenSpec, from time.Time) (*time.Durat
 	return nil, nil
 }
 
-func lifetimeError(spec *v1alpha1.ApiTokenSpec, specPath *field.Path, team string, max v1alpha1.Duration, lifetime *time.Duration) *field.Error {
+func lifetimeError(spec *v1alpha1.ApiTokenSpec, specPath *field.Path, team string, max v1alpha1.Duration) *field.Error {
 	switch {
 	case spec.Lifetime != nil:
 		return field.Invalid(specPath.Child("lifetime"), *spec.Lifetime,
 			fmt.Sprintf("longer than the maxLifetime %s of team %q", max, team))
 	case spec.ExpiresAt != nil:
+		// No "how far away" in the message: it would change with every
+		// reconcile and so rewrite the status each time.
 		return field.Invalid(specPath.Child("expiresAt"), spec.ExpiresAt.UTC().Format(time.RFC3339),
-			fmt.Sprintf("%s away, longer than the maxLifetime %s of team %q", duration.Format(lifetime.Round(time.Second)), max, team))
+			fmt.Sprintf("further away than the maxLifetime %s of team %q", max, team))
 	}
 	return field.Required(specPath.Child("lifetime"),
 		fmt.Sprintf("team %q has a maxLifetime of %s: set lifetime or expiresAt", team, max))

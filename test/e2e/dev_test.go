@@ -234,7 +234,7 @@ var _ = Describe("Local mode (tokenwarden --dev)", Ordered, func() {
 		expiredAt := time.Now()
 		Expect(expiredAt).To(BeTemporally(">=", expiresAt), "not a moment early")
 		Expect(expiredAt).To(BeTemporally("<", expiresAt.Add(time.Second)), "nor a second late")
-		Expect(dev.secretValueOrEmpty("short-lived")).To(BeEmpty())
+		Eventually(func() string { return dev.secretValueOrEmpty("short-lived") }).Should(BeEmpty())
 	})
 
 	It("warns before a Team change invalidates tokens, then invalidates them", func() {
@@ -250,7 +250,7 @@ var _ = Describe("Local mode (tokenwarden --dev)", Ordered, func() {
 		Expect(errOut).To(ContainSubstring("Warning: this change invalidates 1 token(s), finally: payments/jane-ci (CreatorNotOwner)"))
 		Eventually(func() string { return dev.token("jane-ci", "{.status.phase}") }, 2*time.Second, 20*time.Millisecond).Should(Equal("Invalidated"))
 		GinkgoWriter.Printf("owner removed -> Invalidated in %v\n", time.Since(changed))
-		Expect(dev.secretValueOrEmpty("jane-ci")).To(BeEmpty())
+		Eventually(func() string { return dev.secretValueOrEmpty("jane-ci") }).Should(BeEmpty())
 	})
 
 	It("invalidates an Admin token when RBAC demotes its creator", func() {

@@ -1,0 +1,52 @@
+package authz
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+)
+
+// countingChecker answers admin and counts the questions.
+type countingChecker struct {
+	admin bool
+	asked int
+}
+
+func (c *countingChecker) IsAdmin(context.Context, *v1alpha1.UserIdentity) (bool, error) {
+	c.asked++
+	return c.admin, nil
+}
+
+func TestRememberingAdminChecker(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	inner := &countingChecker{admin: true}
+	r := &RememberingAdminChecker{Checker: inner}
+
+	for range 3 {
+		g.Expect(r.IsAdmin(ctx, user("root", "ops"))).To(BeTrue())
+	}
+	g.Expect(inner.asked).To(Equal(1), "remembered")
+
+	g.Expect(r.IsAdmin(ctx, user("root", "other-group"))).To(BeTrue())
+	g.Expect(inner.asked).To(Equal(2), "another identity is another question")
+
+	inner.admin = false
+	r.Forget()
+	g.Expect(r.IsAdmin(ctx, user("root", "ops"))).To(BeFalse(), "a demotion is seen after Forget")
+	g.Expect(Fresh(r)).To(BeIdenticalTo(inner))
+
+	g.Expect(r.IsAdmin(ctx, nil)).To(BeFalse())
+	g.Expect(r.IsAdmin(ctx, &v1alpha1.UserIdentity{})).To(BeFalse())
+
+	ttl := &RememberingAdminChecker{Checker: inner, TTL: time.Nanosecond}
+	g.Expect(ttl.IsAdmin(ctx, user("a"))).To(BeFalse())
+	time.Sleep(time.Millisecond)
+	asked := inner.asked
+	g.Expect(ttl.IsAdmin(ctx, user("a"))).To(BeFalse())
+	g.Expect(inner.asked).To(Equal(asked+1), "an answer older than the TTL is asked again")
+}
