@@ -135,22 +135,18 @@ func (r *ApiTokenReconciler) reconcileSecret(ctx context.Context, s *apiTokenSco
 				metrics.Invalidations.WithLabelValues(s.outcome.reason).Inc()
 			}
 		}
-		if s.secretState == lifecycle.SecretForeign {
-			return ctrl.Result{}, nil // not ours: never touched
-		}
 		return ctrl.Result{}, r.withdraw(ctx, s)
 	}
-	if s.secretState == lifecycle.SecretForeign {
+
+	decision := lifecycle.Decide(s.input())
+	switch decision.Action {
+	case lifecycle.Conflict:
 		s.outcome = outcome{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReasonSecretConflict,
 			message: fmt.Sprintf("Secret %q exists and is not controlled by this ApiToken; it is left untouched", name)}
 		r.eventOnTransition(s, corev1.EventTypeWarning, EventSecretConflict, s.outcome.message)
 		// Foreign Secrets carry no managed-by label, so the cache never sees
 		// one go away: look again now and then instead.
 		return ctrl.Result{RequeueAfter: conflictRecheck}, nil
-	}
-
-	decision := lifecycle.Decide(s.input())
-	switch decision.Action {
 	case lifecycle.Issue:
 		return ctrl.Result{}, r.issue(ctx, s, decision.Reason)
 	case lifecycle.Withdraw, lifecycle.Keep:
@@ -339,7 +335,8 @@ func (r *ApiTokenReconciler) deliver(ctx context.Context, s *apiTokenScope, valu
 // withdraw removes the value from the Secret, after the status that makes
 // it refused has been written.
 func (r *ApiTokenReconciler) withdraw(ctx context.Context, s *apiTokenScope) error {
-	if s.secret == nil || len(s.secret.Data[v1alpha1.SecretTokenKey]) == 0 {
+	// A Secret this ApiToken does not control is never touched.
+	if s.secret == nil || s.secretState == lifecycle.SecretForeign || len(s.secret.Data[v1alpha1.SecretTokenKey]) == 0 {
 		return nil
 	}
 	if err := r.commitStatus(ctx, s); err != nil {
