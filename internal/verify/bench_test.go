@@ -35,9 +35,22 @@ func benchIndex(tb testing.TB, n int) (*Index, string) {
 	return ix, target
 }
 
+// benchTeams are 100 Teams, among them the two the benchmark's tokens are
+// for, so the creator's standing is checked against a realistic table.
+func benchTeams() TeamSource {
+	teams := []*v1alpha1.Team{
+		builder.Team("payments", builder.WithOwners(builder.User("jane@example.com"))),
+		builder.Team("orders", builder.WithOwners(builder.Group("order-leads"), builder.User("jane@example.com"))),
+	}
+	for i := range 98 {
+		teams = append(teams, builder.Team("team-"+strconv.Itoa(i), builder.WithOwners(builder.User("owner-"+strconv.Itoa(i)))))
+	}
+	return StaticTeams(teams...)
+}
+
 func BenchmarkVerifyInProcess(b *testing.B) {
 	ix, value := benchIndex(b, 10_000)
-	v := &Verifier{Index: ix, Clock: clock.RealClock{}}
+	v := &Verifier{Index: ix, Clock: clock.RealClock{}, Teams: benchTeams()}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -56,7 +69,7 @@ func BenchmarkVerifyInProcess(b *testing.B) {
 func BenchmarkVerifyHTTP(b *testing.B) {
 	ix, value := benchIndex(b, 10_000)
 	s := &Server{
-		Verifier: &Verifier{Index: ix, Clock: clock.RealClock{}},
+		Verifier: &Verifier{Index: ix, Clock: clock.RealClock{}, Teams: benchTeams()},
 		// No token limit, so the loop never meets a 429; the limiter's cost
 		// is still paid.
 		Limiter:  NewLimiter(Limits{RequestsPerToken: rate.Inf}, nil),

@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -69,17 +68,12 @@ func key(ns, name string) types.NamespacedName {
 	return types.NamespacedName{Namespace: ns, Name: name}
 }
 
-func teamsFunc(teams ...*v1alpha1.Team) func(context.Context) ([]v1alpha1.Team, error) {
-	list := make([]v1alpha1.Team, len(teams))
-	for i, t := range teams {
-		list[i] = *t
-	}
-	return func(context.Context) ([]v1alpha1.Team, error) { return list, nil }
+func teamsFunc(teams ...*v1alpha1.Team) TeamSource {
+	return StaticTeams(teams...)
 }
 
-func failingTeams(context.Context) ([]v1alpha1.Team, error) {
-	return nil, errors.New("team cache not synced")
-}
+// failingTeams is a TeamSource whose informer never synced.
+var failingTeams TeamSource = NewTeamTable()
 
 // fakeAdmins is an AdminChecker answering from a set of user names, and
 // counting how often it was asked.

@@ -1,8 +1,11 @@
 // Package verify answers "who is this token?" from memory. Every operator
 // replica keeps an Index of the digests in ApiToken status, fed by its
-// ApiToken informer, so a verification costs a hash and a map lookup and
-// never a call to the API server; only Wildcard and Admin tokens consult the
-// Team cache, because their teams are decided at request time.
+// ApiToken informer, and a table of the Teams, fed by its Team informer, so
+// a verification costs a hash, a few map lookups and never a call to the
+// API server (except an admin answer for an Admin token's creator or a
+// creator who owns too little, which is remembered). The creator's standing
+// is checked on every request, so taking an owner off a Team refuses their
+// tokens as soon as the informer sees it, before any reconcile.
 //
 // The package serves verification over HTTP, both as a kube-apiserver token
 // webhook (TokenReview) and as a plain forward-auth endpoint (GET /verify),

@@ -44,7 +44,7 @@ func newFixture(t *testing.T, limits Limits) *fixture {
 	ix := NewIndex()
 	ix.Upsert(issued("ci", "payments", f.good,
 		[]b.ApiTokenOption{b.TeamToken("payments", "orders"), b.WithScopes("read:orders", "write:orders")},
-		withStatusCreator("jane@example.com"), withExpiry(t0.Add(time.Hour))))
+		withStatusCreator("jane@example.com", "order-leads"), withExpiry(t0.Add(time.Hour))))
 	ix.Upsert(issued("all", "payments", f.wildcard, nil, withStatusCreator("jane@example.com")))
 	ix.Upsert(issued("off", "payments", f.disabled, []b.ApiTokenOption{b.TeamToken("payments")},
 		withPhase(v1alpha1.PhaseDisabled)))
@@ -52,7 +52,7 @@ func newFixture(t *testing.T, limits Limits) *fixture {
 		Verifier: &Verifier{
 			Index:  ix,
 			Clock:  f.clock,
-			Teams:  teamsFunc(b.Team("payments", b.WithOwners(b.User("jane@example.com"))), b.Team("orders")),
+			Teams:  teamsFunc(b.Team("payments", b.WithOwners(b.User("jane@example.com"))), b.Team("orders", b.WithOwners(b.Group("order-leads")))),
 			Admins: &fakeAdmins{},
 		},
 		Limiter:  NewLimiter(limits, f.clock),

@@ -3,7 +3,6 @@ package verify
 import (
 	"context"
 	"crypto/subtle"
-	"slices"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -47,8 +46,8 @@ const UserPrefix = "tokenwarden:"
 // allocations: read them, and copy them before changing them.
 type Identity = verifyclient.Identity
 
-// Verifier decides who a token value is, from the Index and, for Wildcard
-// and Admin tokens, the Teams.
+// Verifier decides who a token value is, from the Index and the Teams that
+// exist at the moment of the request.
 type Verifier struct {
 	// Index holds the digests that may verify.
 	Index *Index
@@ -56,14 +55,14 @@ type Verifier struct {
 	Format token.Format
 	// Clock decides expiry; nil means the real clock.
 	Clock clock.PassiveClock
-	// Teams lists the Teams, usually from the informer cache; nil means
-	// there are none.
-	Teams func(ctx context.Context) ([]v1alpha1.Team, error)
-	// Admins decides whether a Wildcard token's creator is an admin; nil
-	// means nobody is. It is asked on every Wildcard verification whose
-	// creator does not own every team, so give it a
-	// RememberingAdminChecker kept fresh by an RBAC watch, not a bare
-	// SubjectAccessReviewer.
+	// Teams are the Teams there are now, usually a TeamTable fed by the
+	// informer; nil means there are none.
+	Teams TeamSource
+	// Admins decides whether a creator is an admin; nil means nobody is. It
+	// is asked on every verification of an Admin token, and of a Team or
+	// Wildcard token whose creator's ownership alone does not decide, so
+	// give it a RememberingAdminChecker kept fresh by an RBAC watch, not a
+	// bare SubjectAccessReviewer.
 	Admins authz.AdminChecker
 }
 
@@ -127,12 +126,16 @@ func (v *Verifier) verify(ctx context.Context, value string, vd *verdict) {
 		vd.reason = reason
 		return
 	}
-	teams, err := v.teamsOf(ctx, r)
+	teams, reason, err := v.standing(ctx, r)
 	if err != nil {
 		// The error is about the Team cache or SubjectAccessReview and
 		// never contains the value; the ApiToken's name says which token.
 		log.FromContext(ctx).Error(err, "Cannot resolve the teams of a token", "apiToken", e.Key.String())
 		vd.reason = ReasonUnavailable
+		return
+	}
+	if reason != "" {
+		vd.reason = reason
 		return
 	}
 	// Everything here is shared with the record rather than copied; see
@@ -175,44 +178,73 @@ func refusal(e *Entry, now time.Time) string {
 	return ""
 }
 
-// teamsOf resolves the teams r speaks for now.
-func (v *Verifier) teamsOf(ctx context.Context, r *record) ([]string, error) {
-	if !r.dynamicTeams {
-		return r.teams, nil
-	}
-	e := &r.entry
-	var list []v1alpha1.Team
+// standing checks, at request time, that r's creator may still hold it,
+// with the same decision the reconciler invalidates by, and resolves the
+// teams it speaks for now. A token whose creator lost the right is refused
+// as Invalidated at once: the reconciler's invalidation of it, and of every
+// other token of the same creator, follows, but a Team edit that strips a
+// thousand tokens must not leave them verifying while it works through them.
+func (v *Verifier) standing(ctx context.Context, r *record) ([]string, string, error) {
+	snap := emptyTeams
 	if v.Teams != nil {
 		var err error
-		if list, err = v.Teams(ctx); err != nil {
-			return nil, err
+		if snap, err = v.Teams.Snapshot(ctx); err != nil {
+			return nil, "", err
 		}
 	}
-	all := make([]string, 0, len(list))
-	owned := make([]string, 0, len(list))
-	for i := range list {
-		all = append(all, list[i].Name)
-		if e.Type == v1alpha1.WildcardTokenType && authz.IsOwner(&list[i], e.Creator) {
-			owned = append(owned, list[i].Name)
+	e := &r.entry
+	spec := v1alpha1.ApiTokenSpec{Type: e.Type, Teams: e.Teams}
+	admin := authz.AdminUnknown
+	verdict := authz.Entitlement(&spec, e.Creator, snap.ByName, admin)
+	if verdict.NeedAdmin {
+		var err error
+		if admin, err = v.isAdmin(ctx, e.Creator); err != nil {
+			return nil, "", err
+		}
+		verdict = authz.Entitlement(&spec, e.Creator, snap.ByName, admin)
+	}
+	if !verdict.Allowed {
+		return nil, ReasonInvalidated, nil
+	}
+	if !r.dynamicTeams {
+		return r.teams, "", nil
+	}
+	if e.Type == v1alpha1.AdminTokenType {
+		return snap.Names, "", nil
+	}
+	owned := make([]string, 0, len(snap.Names))
+	for _, name := range snap.Names {
+		if authz.IsOwner(snap.ByName[name], e.Creator) {
+			owned = append(owned, name)
 		}
 	}
-	slices.Sort(all)
-	slices.Sort(owned)
 	// Owning every team already gives every team, so an admin check could
 	// not add anything; skipping it spares a SubjectAccessReview.
-	if e.Type == v1alpha1.AdminTokenType || len(owned) == len(all) {
-		return all, nil
+	if len(owned) == len(snap.Names) {
+		return snap.Names, "", nil
 	}
-	if v.Admins != nil && e.Creator != nil {
-		admin, err := v.Admins.IsAdmin(ctx, e.Creator)
-		if err != nil {
-			return nil, err
-		}
-		if admin {
-			return all, nil
+	if admin == authz.AdminUnknown {
+		var err error
+		if admin, err = v.isAdmin(ctx, e.Creator); err != nil {
+			return nil, "", err
 		}
 	}
-	return owned, nil
+	if admin == authz.AdminYes {
+		return snap.Names, "", nil
+	}
+	return owned, "", nil
+}
+
+// isAdmin asks Admins about user; without Admins nobody is an admin.
+func (v *Verifier) isAdmin(ctx context.Context, user *v1alpha1.UserIdentity) (authz.AdminAnswer, error) {
+	if v.Admins == nil || user == nil {
+		return authz.AdminNo, nil
+	}
+	admin, err := v.Admins.IsAdmin(ctx, user)
+	if err != nil {
+		return authz.AdminUnknown, err
+	}
+	return authz.AdminAnswerOf(admin), nil
 }
 
 func (v *Verifier) now() time.Time {

@@ -40,7 +40,7 @@ func TestVerify(t *testing.T) {
 		value   string
 		present string
 		at      time.Time
-		teams   func(context.Context) ([]v1alpha1.Team, error)
+		teams   TeamSource
 		admins  *fakeAdmins
 		// wantTeams is checked when wantReason is "".
 		wantReason string
@@ -157,11 +157,39 @@ func TestVerify(t *testing.T) {
 			wantAsked: 0,
 		},
 		{
-			name:      "wildcard token whose creator owns nothing any more",
-			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, status: []statusOption{withStatusCreator("gone")}},
-			admins:    &fakeAdmins{},
-			wantTeams: []string{},
+			name:       "wildcard token whose creator owns nothing any more is refused at once",
+			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []statusOption{withStatusCreator("gone")}},
+			admins:     &fakeAdmins{},
+			wantReason: ReasonInvalidated,
+			wantAsked:  1,
+		},
+		{
+			name:       "team token whose creator is no longer an owner is refused at once",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withStatusCreator("gone")}},
+			admins:     &fakeAdmins{},
+			wantReason: ReasonInvalidated,
+			wantAsked:  1,
+		},
+		{
+			name:      "team token of an admin who owns none of its teams",
+			tok:       &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withStatusCreator("boss")}},
+			admins:    &fakeAdmins{admins: map[string]bool{"boss": true}},
+			wantTeams: []string{"payments", "orders"},
 			wantAsked: 1,
+		},
+		{
+			name:       "team token whose team was deleted, even for an admin",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withStatusCreator("boss")}},
+			teams:      teamsFunc(payments),
+			admins:     &fakeAdmins{admins: map[string]bool{"boss": true}},
+			wantReason: ReasonInvalidated,
+			wantAsked:  0,
+		},
+		{
+			name:       "token without a recorded creator",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withStatusCreator("")}},
+			admins:     &fakeAdmins{},
+			wantReason: ReasonInvalidated,
 		},
 		{
 			name:       "wildcard token when the admin check fails",
@@ -177,10 +205,18 @@ func TestVerify(t *testing.T) {
 			wantReason: ReasonUnavailable,
 		},
 		{
-			name:      "admin token: every team, without asking",
+			name:      "admin token of an admin: every team",
 			tok:       &tokenCase{typ: v1alpha1.AdminTokenType, opts: adminOpts, status: []statusOption{withStatusCreator("boss")}},
-			admins:    &fakeAdmins{},
+			admins:    &fakeAdmins{admins: map[string]bool{"boss": true}},
 			wantTeams: allTeams,
+			wantAsked: 1,
+		},
+		{
+			name:       "admin token of a demoted admin is refused at once",
+			tok:        &tokenCase{typ: v1alpha1.AdminTokenType, opts: adminOpts, status: []statusOption{withStatusCreator("boss")}},
+			admins:     &fakeAdmins{},
+			wantReason: ReasonInvalidated,
+			wantAsked:  1,
 		},
 		{
 			name:       "a refused token does not need its teams",
@@ -197,7 +233,7 @@ func TestVerify(t *testing.T) {
 			if tt.tok != nil {
 				current := newValue(t, tt.tok.typ)
 				prev := newValue(t, tt.tok.typ)
-				status := append([]statusOption{withPrevious(prev, overlapEnd)}, tt.tok.status...)
+				status := append([]statusOption{withPrevious(prev, overlapEnd), withStatusCreator("jane", "order-leads")}, tt.tok.status...)
 				ix.Upsert(issued("tok", "ns", current, tt.tok.opts, status...))
 				value = current
 				if tt.present == "previous" {
@@ -245,7 +281,8 @@ func TestVerifyIdentity(t *testing.T) {
 	ix.Upsert(issued("ci", "payments", value,
 		[]b.ApiTokenOption{b.TeamToken("payments"), b.WithScopes("read:orders")},
 		withStatusCreator("jane@example.com", "devs"), withExpiry(expires)))
-	v := &Verifier{Index: ix, Clock: clocktesting.NewFakePassiveClock(t0)}
+	v := &Verifier{Index: ix, Clock: clocktesting.NewFakePassiveClock(t0),
+		Teams: teamsFunc(b.Team("payments", b.WithOwners(b.Group("devs"))))}
 
 	id, reason := v.Verify(context.Background(), value)
 	g.Expect(reason).To(BeEmpty())
@@ -279,7 +316,7 @@ func TestVerifyAllocations(t *testing.T) {
 	v := &Verifier{
 		Index: ix,
 		Clock: clocktesting.NewFakePassiveClock(t0),
-		Teams: teamsFunc(b.Team("payments", b.WithOwners(b.User("jane")))),
+		Teams: teamsFunc(b.Team("payments", b.WithOwners(b.User("jane"))), b.Team("orders", b.WithOwners(b.User("jane")))),
 	}
 	tests := []struct {
 		name       string
@@ -303,10 +340,11 @@ func TestVerifyAllocations(t *testing.T) {
 
 func TestVerifyEmptyListsAreNotNull(t *testing.T) {
 	g := NewWithT(t)
-	value := newValue(t, v1alpha1.WildcardTokenType)
+	// An Admin token when there are no Teams speaks for none.
+	value := newValue(t, v1alpha1.AdminTokenType)
 	ix := NewIndex()
-	ix.Upsert(issued("w", "ns", value, nil))
-	v := &Verifier{Index: ix}
+	ix.Upsert(issued("w", "ns", value, []b.ApiTokenOption{b.WithType(v1alpha1.AdminTokenType)}, withStatusCreator("boss")))
+	v := &Verifier{Index: ix, Teams: teamsFunc(), Admins: &fakeAdmins{admins: map[string]bool{"boss": true}}}
 
 	id, reason := v.Verify(context.Background(), value)
 	g.Expect(reason).To(BeEmpty())
@@ -326,11 +364,12 @@ func TestVerifyCustomFormat(t *testing.T) {
 	value, err := f.Generate(v1alpha1.TeamTokenType)
 	g.Expect(err).NotTo(HaveOccurred())
 	ix := NewIndex()
-	ix.Upsert(issued("tok", "ns", value, []b.ApiTokenOption{b.TeamToken("a")}))
+	ix.Upsert(issued("tok", "ns", value, []b.ApiTokenOption{b.TeamToken("a")}, withStatusCreator("jane")))
+	teams := teamsFunc(b.Team("a", b.WithOwners(b.User("jane"))))
 
-	_, reason := (&Verifier{Index: ix, Format: f}).Verify(context.Background(), value)
+	_, reason := (&Verifier{Index: ix, Format: f, Teams: teams}).Verify(context.Background(), value)
 	g.Expect(reason).To(BeEmpty())
-	_, reason = (&Verifier{Index: ix}).Verify(context.Background(), value)
+	_, reason = (&Verifier{Index: ix, Teams: teams}).Verify(context.Background(), value)
 	g.Expect(reason).To(Equal(ReasonMalformed))
 }
 

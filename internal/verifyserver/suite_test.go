@@ -17,6 +17,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/tokenwarden/tokenwarden/internal/authz"
+	b "github.com/tokenwarden/tokenwarden/internal/builder"
 	"github.com/tokenwarden/tokenwarden/internal/controlplane"
 	"github.com/tokenwarden/tokenwarden/internal/token"
 	"github.com/tokenwarden/tokenwarden/internal/verify"
@@ -67,6 +68,9 @@ var _ = BeforeSuite(func() {
 		Expect(mgr.Start(ctx)).To(Succeed())
 	}()
 	Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
+	// The tokens of these specs are payments tokens created by jane, who
+	// must own payments for the verifier to accept them.
+	Expect(k8sClient.Create(ctx, b.Team("payments", b.WithOwners(b.User("jane"))))).To(Succeed())
 })
 
 var _ = AfterSuite(func() {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -63,13 +64,18 @@ type Options struct {
 func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*verify.Server, error) {
 	verify.RegisterMetrics()
 	index := verify.NewIndex()
-	if err := keepIndex(ctx, mgr, index); err != nil {
+	indexSynced, err := keepIndex(ctx, mgr, index)
+	if err != nil {
+		return nil, err
+	}
+	teams := verify.NewTeamTable()
+	teamsSynced, err := keepTeams(ctx, mgr, teams)
+	if err != nil {
 		return nil, err
 	}
 	if err := forgetOnRBACChange(ctx, mgr, opts.Admins); err != nil {
 		return nil, err
 	}
-	reader := mgr.GetClient()
 	lastUsed := verify.NewLastUsed()
 	server := &verify.Server{
 		Verifier: &verify.Verifier{
@@ -77,23 +83,43 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*verify.Server,
 			Format: opts.Format,
 			Clock:  opts.Clock,
 			Admins: opts.Admins,
-			Teams: func(ctx context.Context) ([]v1alpha1.Team, error) {
-				// Read-only, per request: share the cache's objects rather
-				// than copying every Team each time.
-				list := &v1alpha1.TeamList{}
-				err := reader.List(ctx, list, client.UnsafeDisableDeepCopy)
-				return list.Items, err
-			},
+			Teams:  teams,
 		},
 		Limiter:         verify.NewLimiter(opts.Limits, opts.Clock),
 		LastUsed:        lastUsed,
 		AllowQueryToken: opts.AllowQueryToken,
 		TrustedProxies:  opts.TrustedProxies,
 	}
+	// The table answers once the informer has handed every Team that
+	// existed at start to its handler; until then a Team token would look
+	// as if its team had been deleted.
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		if toolscache.WaitForCacheSync(ctx.Done(), teamsSynced) {
+			teams.MarkSynced()
+		}
+		return nil
+	})); err != nil {
+		return nil, err
+	}
+	https := &httpsServer{addr: opts.BindAddress, certDir: opts.CertDir, handler: server.Handler()}
 	if opts.BindAddress != "" {
-		if err := mgr.Add(&httpsServer{addr: opts.BindAddress, certDir: opts.CertDir, handler: server.Handler()}); err != nil {
+		if err := mgr.Add(https); err != nil {
 			return nil, err
 		}
+	}
+	// Ready means this replica answers from complete knowledge: a Service
+	// must not send verifications to a replica whose index is still
+	// filling, which would refuse good tokens as Unknown.
+	if err := mgr.AddReadyzCheck("verification", func(*http.Request) error {
+		switch {
+		case !indexSynced() || !teams.Synced():
+			return errors.New("the verification index is still filling")
+		case opts.BindAddress != "" && !https.serving.Load():
+			return errors.New("the verification server is not listening yet")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	if err := mgr.Add(&flusher{client: mgr.GetClient(), lastUsed: lastUsed, interval: opts.FlushInterval}); err != nil {
 		return nil, err
@@ -104,17 +130,17 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*verify.Server,
 // keepIndex updates the index from every ApiToken event, on every replica:
 // a disable, expiry, recreate or invalidation reaches the verifier as soon
 // as the status change reaches the informer.
-func keepIndex(ctx context.Context, mgr ctrl.Manager, index *verify.Index) error {
+func keepIndex(ctx context.Context, mgr ctrl.Manager, index *verify.Index) (func() bool, error) {
 	informer, err := mgr.GetCache().GetInformer(ctx, &v1alpha1.ApiToken{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	upsert := func(obj any) {
 		if tok, ok := obj.(*v1alpha1.ApiToken); ok {
 			index.Upsert(tok)
 		}
 	}
-	_, err = informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	registration, err := informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    upsert,
 		UpdateFunc: func(_, obj any) { upsert(obj) },
 		DeleteFunc: func(obj any) {
@@ -126,7 +152,42 @@ func keepIndex(ctx context.Context, mgr ctrl.Manager, index *verify.Index) error
 			}
 		},
 	})
-	return err
+	if err != nil {
+		return nil, err
+	}
+	return registration.HasSynced, nil
+}
+
+// keepTeams updates the verifier's Team table from every Team event, on
+// every replica: an owner removed from a Team refuses the tokens that
+// relied on them as soon as the change reaches the informer, before the
+// reconciler has invalidated them one by one.
+func keepTeams(ctx context.Context, mgr ctrl.Manager, teams *verify.TeamTable) (func() bool, error) {
+	informer, err := mgr.GetCache().GetInformer(ctx, &v1alpha1.Team{})
+	if err != nil {
+		return nil, err
+	}
+	upsert := func(obj any) {
+		if team, ok := obj.(*v1alpha1.Team); ok {
+			teams.Upsert(team)
+		}
+	}
+	registration, err := informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    upsert,
+		UpdateFunc: func(_, obj any) { upsert(obj) },
+		DeleteFunc: func(obj any) {
+			if tombstone, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+				obj = tombstone.Obj
+			}
+			if team, ok := obj.(*v1alpha1.Team); ok {
+				teams.Delete(team.Name)
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return registration.HasSynced, nil
 }
 
 // forgetOnRBACChange drops remembered admin answers whenever a ClusterRole
@@ -160,6 +221,8 @@ type httpsServer struct {
 	addr    string
 	certDir string
 	handler http.Handler
+	// serving is set once the listener is open, for the readiness check.
+	serving atomic.Bool
 }
 
 // NeedLeaderElection keeps verification up on replicas that are not the
@@ -186,6 +249,8 @@ func (s *httpsServer) Start(ctx context.Context) error {
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: watcher.GetCertificate},
 	}
 	ctrl.Log.WithName("verify").Info("Serving verification", "address", listener.Addr().String())
+	s.serving.Store(true)
+	defer s.serving.Store(false)
 	errs := make(chan error, 1)
 	go func() { errs <- srv.ServeTLS(listener, "", "") }()
 	select {

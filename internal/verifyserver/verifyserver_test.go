@@ -99,6 +99,28 @@ var _ = Describe("Verification wiring", func() {
 		Expect(took[len(took)-1]).To(BeNumerically("<", 100*time.Millisecond), "revocation bound: %v", took)
 	})
 
+	It("refuses every token of a creator taken off their Team within 100 ms, with no reconciler running", func() {
+		team := b.Team("orders", b.WithOwners(b.User("jane"), b.User("bob")))
+		Expect(k8sClient.Create(ctx, team)).To(Succeed())
+		values := make([]string, 20)
+		for i := range values {
+			_, values[i] = issued(b.TeamToken("orders"))
+		}
+		start := time.Now()
+		base := team.DeepCopy()
+		team.Spec.Owners = team.Spec.Owners[1:]
+		Expect(k8sClient.Patch(ctx, team, client.MergeFrom(base))).To(Succeed())
+		for _, value := range values {
+			Eventually(func() string {
+				_, reason := server.Verifier.Verify(ctx, value)
+				return reason
+			}, 2*time.Second, time.Millisecond).Should(Equal(verify.ReasonInvalidated))
+		}
+		took := time.Since(start)
+		GinkgoWriter.Printf("owner removed -> %d tokens refused: %v\n", len(values), took)
+		Expect(took).To(BeNumerically("<", 100*time.Millisecond))
+	})
+
 	It("refuses on the second of expiry even if no reconcile ran", func() {
 		tok, value := issued()
 		expiresAt := metav1.NewTime(time.Now().Add(1500 * time.Millisecond).Truncate(time.Second).Add(time.Second))

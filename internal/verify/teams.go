@@ -1,0 +1,105 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	"github.com/tokenwarden/tokenwarden/internal/authz"
+)
+
+// TeamSnapshot is the Teams that exist at one moment. Both fields are
+// shared by every verification that reads the snapshot: read-only.
+type TeamSnapshot struct {
+	// ByName holds every Team by name.
+	ByName authz.Teams
+	// Names are the names of ByName, sorted: the teams of an Admin token.
+	Names []string
+}
+
+// TeamSource tells the verifier which Teams exist now.
+type TeamSource interface {
+	Snapshot(ctx context.Context) (*TeamSnapshot, error)
+}
+
+// errTeamsNotSynced is returned until the informer has delivered every
+// Team: answering before that would refuse Team tokens as if their team had
+// been deleted.
+var errTeamsNotSynced = errors.New("the Team informer has not delivered every Team yet")
+
+var emptyTeams = &TeamSnapshot{ByName: authz.Teams{}, Names: noStrings}
+
+// TeamTable is a TeamSource kept by informer events. A Team change builds a
+// new snapshot, which costs O(teams) but happens rarely; a verification
+// only loads a pointer, so checking a creator's standing on every request
+// costs map lookups and no lock.
+type TeamTable struct {
+	mu     sync.Mutex
+	teams  map[string]*v1alpha1.Team
+	snap   atomic.Pointer[TeamSnapshot]
+	synced atomic.Bool
+}
+
+// NewTeamTable returns an empty TeamTable that answers only once
+// MarkSynced is called.
+func NewTeamTable() *TeamTable {
+	t := &TeamTable{teams: map[string]*v1alpha1.Team{}}
+	t.snap.Store(emptyTeams)
+	return t
+}
+
+// Upsert records team. The table keeps the pointer: informers hand out
+// objects that nobody changes, and the caller must not change it either.
+func (t *TeamTable) Upsert(team *v1alpha1.Team) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.teams[team.Name] = team
+	t.publish()
+}
+
+// Delete forgets the Team called name.
+func (t *TeamTable) Delete(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.teams, name)
+	t.publish()
+}
+
+// MarkSynced says every Team that existed at start has been delivered.
+func (t *TeamTable) MarkSynced() { t.synced.Store(true) }
+
+// Synced reports whether MarkSynced was called.
+func (t *TeamTable) Synced() bool { return t.synced.Load() }
+
+// publish replaces the snapshot; t.mu must be held.
+func (t *TeamTable) publish() {
+	snap := &TeamSnapshot{ByName: make(authz.Teams, len(t.teams)), Names: make([]string, 0, len(t.teams))}
+	for name, team := range t.teams {
+		snap.ByName[name] = team
+		snap.Names = append(snap.Names, name)
+	}
+	slices.Sort(snap.Names)
+	t.snap.Store(snap)
+}
+
+// Snapshot implements TeamSource.
+func (t *TeamTable) Snapshot(context.Context) (*TeamSnapshot, error) {
+	if !t.synced.Load() {
+		return nil, errTeamsNotSynced
+	}
+	return t.snap.Load(), nil
+}
+
+// StaticTeams is a TeamSource that always answers the same Teams, for
+// tests and in-process use.
+func StaticTeams(teams ...*v1alpha1.Team) TeamSource {
+	table := NewTeamTable()
+	for _, team := range teams {
+		table.Upsert(team)
+	}
+	table.MarkSynced()
+	return table
+}
