@@ -59,6 +59,7 @@ type options struct {
 	metricsAddr     string
 	probeAddr       string
 	leaderElect     bool
+	leaderElectNS   string
 	dev             bool
 	devDir          string
 	controlPlaneDir string
@@ -79,6 +80,7 @@ func main() {
 	flag.StringVar(&opts.metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&opts.probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&opts.leaderElect, "leader-elect", false, "Elect a leader among replicas so only one runs the controllers.")
+	flag.StringVar(&opts.leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's own namespace; required outside a cluster).")
 	flag.BoolVar(&opts.dev, "dev", false, "Local mode: start a kube-apiserver and etcd on this machine, install the CRDs, and run against them.")
 	flag.StringVar(&opts.devDir, "dev-dir", filepath.Join("bin", "dev"), "Local mode: directory for etcd data, certificates, kubeconfigs and logs.")
 	flag.StringVar(&opts.controlPlaneDir, "control-plane-dir", "", "Local mode: directory with kube-apiserver, etcd and kubectl (default: $KUBEBUILDER_ASSETS, else bin/k8s/<version>).")
@@ -146,12 +148,13 @@ func run(ctx context.Context, opts options) error {
 		webhookOpts = webhook.Options{Host: local.Webhook.Host, Port: local.Webhook.Port, CertDir: local.Webhook.CertDir}
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		WebhookServer:          webhook.NewServer(webhookOpts),
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: opts.metricsAddr},
-		HealthProbeBindAddress: opts.probeAddr,
-		LeaderElection:         opts.leaderElect,
-		LeaderElectionID:       "tokenwarden.auth.tokenwarden.io",
+		WebhookServer:           webhook.NewServer(webhookOpts),
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: opts.metricsAddr},
+		HealthProbeBindAddress:  opts.probeAddr,
+		LeaderElection:          opts.leaderElect,
+		LeaderElectionID:        "tokenwarden.auth.tokenwarden.io",
+		LeaderElectionNamespace: opts.leaderElectNS,
 		// Releasing the lease on a clean shutdown lets a standby take over at
 		// once instead of after the lease expires.
 		LeaderElectionReleaseOnCancel: true,

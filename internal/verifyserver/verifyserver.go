@@ -93,7 +93,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*verify.Server,
 	// The table answers once the informer has handed every Team that
 	// existed at start to its handler; until then a Team token would look
 	// as if its team had been deleted.
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
 		if toolscache.WaitForCacheSync(ctx.Done(), teamsSynced) {
 			teams.MarkSynced()
 		}
@@ -215,6 +215,16 @@ func forgetOnRBACChange(ctx context.Context, mgr ctrl.Manager, admins *authz.Rem
 	}
 	return nil
 }
+
+// everyReplica is a runnable that runs on standby replicas too, which
+// serve verification as much as the leader does.
+type everyReplica func(ctx context.Context) error
+
+// Start implements manager.Runnable.
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+
+// NeedLeaderElection implements manager.LeaderElectionRunnable.
+func (everyReplica) NeedLeaderElection() bool { return false }
 
 // httpsServer serves the verification endpoints on every replica.
 type httpsServer struct {
