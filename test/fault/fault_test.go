@@ -1,0 +1,125 @@
+// Package fault kills the real operator binary at random moments and checks
+// that nothing is lost, issued twice or left stuck; and that a second
+// replica takes over from a stopped leader while verification keeps
+// answering. make test runs the short version; make bench runs 200 cycles.
+package fault
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tokenwarden/tokenwarden/test/harness"
+)
+
+var (
+	cluster *harness.Cluster
+	binary  string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "tokenwarden-fault-")
+	if err != nil {
+		panic(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		panic(err)
+	}
+	if binary, err = harness.Build(root, dir); err != nil {
+		panic(err)
+	}
+	if cluster, err = harness.StartCluster(dir, false); err != nil {
+		panic(err)
+	}
+	defer func() { _ = cluster.Stop() }()
+	return m.Run()
+}
+
+// cycles is FAULT_CYCLES, 20 by default.
+func cycles(t *testing.T) int {
+	n := 20
+	if v := os.Getenv("FAULT_CYCLES"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			t.Fatalf("FAULT_CYCLES=%q: %v", v, err)
+		}
+	}
+	return n
+}
+
+func TestSIGKILLDuringIssuanceRecreationAndInvalidation(t *testing.T) {
+	want := cycles(t)
+	report, err := harness.RunFaults(context.Background(), cluster, binary, "faults", harness.FaultOptions{
+		Cycles:   want,
+		Batch:    30,
+		MaxDelay: 600 * time.Millisecond,
+		Settle:   60 * time.Second,
+		Seed:     uint64(time.Now().UnixNano()),
+		Logf:     t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v; longest catch-up %v", report, report.MaxSettle)
+	if report.Cycles != want {
+		t.Errorf("ran %d of %d crash cycles", report.Cycles, want)
+	}
+	if report.Recreates == 0 || report.Invalidated == 0 {
+		t.Errorf("every scenario must run: %d recreates, %d invalidations", report.Recreates, report.Invalidated)
+	}
+	if report.TokensLost != 0 || report.DoubleIssued != 0 || report.Stuck != 0 {
+		t.Errorf("lost %d, issued twice %d, stuck %d: %v", report.TokensLost, report.DoubleIssued, report.Stuck, report.Problems)
+	}
+}
+
+func TestLeaderHandover(t *testing.T) {
+	ctx := context.Background()
+	const ns = "handover"
+	if err := cluster.EnsureNamespace(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Admin.Create(ctx, harness.Team(ns)); err != nil {
+		t.Fatal(err)
+	}
+	pair, err := harness.StartPair(ctx, cluster, binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pair.Stop()
+	names, err := cluster.CreateTokens(ctx, ns, "before", ns, 10, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if check, _, err := cluster.WaitSettled(ctx, ns, 30*time.Second, nil); err != nil || !check.Settled() {
+		t.Fatalf("tokens before the handover: %v %+v", err, check)
+	}
+	values, err := cluster.Values(ctx, ns, names[:1])
+	if err != nil || values[names[0]] == "" {
+		t.Fatalf("no value for %s: %v", names[0], err)
+	}
+
+	report, err := pair.Handover(ctx, true, ns, values[names[0]], 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("graceful handover in %v; %d verifications on the other replica meanwhile, %d failed; phases %v",
+		report.Took, report.Verifications, report.VerifyFailures, report.Check.Phases)
+	if report.Took >= 5*time.Second {
+		t.Errorf("graceful handover took %v, want < 5s", report.Took)
+	}
+	if report.Verifications == 0 || report.VerifyFailures != 0 {
+		t.Errorf("the surviving replica failed %d of %d verifications", report.VerifyFailures, report.Verifications)
+	}
+	if !report.Check.Settled() || report.Check.Phases["Active"] != 20 {
+		t.Errorf("after the handover: %+v", report.Check)
+	}
+}

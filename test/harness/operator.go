@@ -1,0 +1,271 @@
+package harness
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Build compiles the operator binary from the repository at root into dir.
+func Build(root, dir string) (string, error) {
+	binary := filepath.Join(dir, "tokenwarden")
+	cmd := exec.Command("go", "build", "-o", binary, ".")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the operator: %w\n%s", err, out)
+	}
+	return binary, nil
+}
+
+// OperatorOptions configure one operator process.
+type OperatorOptions struct {
+	// Name tells replicas apart in file names.
+	Name string
+	// LeaderElect runs with leader election, in namespace "default".
+	LeaderElect bool
+	// Webhooks serves admission; only one process may, on the cluster's
+	// webhook port.
+	Webhooks bool
+	// Args are added to the command line.
+	Args []string
+}
+
+// Operator is one running operator process.
+type Operator struct {
+	Name string
+	// LogPath receives the process's output; every start appends.
+	LogPath string
+	// MetricsURL, ProbeURL and VerifyURL are where it serves.
+	MetricsURL, ProbeURL, VerifyURL string
+
+	cmd    *exec.Cmd
+	done   chan struct{}
+	client *http.Client
+}
+
+// StartOperator starts binary against c.
+func (c *Cluster) StartOperator(binary string, o OperatorOptions) (*Operator, error) {
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	op := &Operator{
+		Name:       o.Name,
+		LogPath:    filepath.Join(c.dir, "operator-"+o.Name+".log"),
+		MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[0]),
+		ProbeURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
+		VerifyURL:  fmt.Sprintf("https://127.0.0.1:%d", ports[2]),
+	}
+	args := []string{
+		"--kubeconfig", c.Kubeconfig,
+		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[1]),
+		"--verify-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[2]),
+		"--verify-cert-dir", c.CertDir,
+		// The harness speaks for many clients through loopback, naming
+		// them with X-Forwarded-For (see the flood).
+		"--verify-trusted-proxies", "127.0.0.1/32",
+		"--leader-elect=" + strconv.FormatBool(o.LeaderElect),
+		"--leader-election-namespace", "default",
+		"--enable-webhooks=" + strconv.FormatBool(o.Webhooks && c.Webhooks),
+		"--webhook-port", strconv.Itoa(c.WebhookPort),
+		"--webhook-cert-dir", c.CertDir,
+	}
+	args = append(args, o.Args...)
+	log, err := os.OpenFile(op.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	op.cmd = exec.Command(binary, args...)
+	op.cmd.Stdout, op.cmd.Stderr = log, log
+	if err := op.cmd.Start(); err != nil {
+		_ = log.Close()
+		return nil, err
+	}
+	op.done = make(chan struct{})
+	go func() {
+		_ = op.cmd.Wait()
+		_ = log.Close()
+		close(op.done)
+	}()
+	pool := x509.NewCertPool()
+	ca, err := os.ReadFile(c.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	pool.AppendCertsFromPEM(ca)
+	op.client = &http.Client{
+		Timeout: 5 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+			MaxIdleConnsPerHost: 64,
+		},
+	}
+	return op, nil
+}
+
+// PID is the process id.
+func (op *Operator) PID() int { return op.cmd.Process.Pid }
+
+// Kill stops the process with SIGKILL: no deferred function, no lease
+// release, no flush.
+func (op *Operator) Kill() {
+	_ = op.cmd.Process.Signal(syscall.SIGKILL)
+	<-op.done
+}
+
+// Stop stops the process with SIGTERM, as Kubernetes does, and waits.
+func (op *Operator) Stop() {
+	_ = op.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-op.done:
+	case <-time.After(30 * time.Second):
+		op.Kill()
+	}
+}
+
+// Exited reports whether the process has ended.
+func (op *Operator) Exited() bool {
+	select {
+	case <-op.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// WaitReady waits until /readyz answers 200 and says how long that took.
+func (op *Operator) WaitReady(ctx context.Context, timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	plain := &http.Client{Timeout: time.Second}
+	for {
+		if op.Exited() {
+			return 0, fmt.Errorf("operator %s exited; see %s", op.Name, op.LogPath)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, op.ProbeURL+"/readyz", nil)
+		if resp, err := plain.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Since(start), nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("operator %s not ready after %v; see %s", op.Name, timeout, op.LogPath)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Verify asks GET /verify about value, as the client at address forwardedFor
+// behind the trusted loopback proxy, and returns the status code and the
+// refusal reason header.
+func (op *Operator) Verify(ctx context.Context, value, forwardedFor string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, op.VerifyURL+"/verify", nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+value)
+	if forwardedFor != "" {
+		req.Header.Set("X-Forwarded-For", forwardedFor)
+	}
+	resp, err := op.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	_, _ = bufio.NewReader(resp.Body).WriteTo(discard{})
+	return resp.StatusCode, resp.Header.Get("X-Tokenwarden-Reason"), nil
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// IsLeader reads controller-runtime's leader gauge from the metrics.
+func (op *Operator) IsLeader(ctx context.Context) (bool, error) {
+	v, err := op.Metric(ctx, "leader_election_master_status")
+	return v == 1, err
+}
+
+// Metric returns the sum of a metric's samples from the metrics endpoint.
+func (op *Operator) Metric(ctx context.Context, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, op.MetricsURL, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var sum float64
+	found := false
+	scanner := bufio.NewScanner(resp.Body)
+	scanner.Buffer(make([]byte, 1<<20), 1<<20)
+	for scanner.Scan() {
+		line := scanner.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			return 0, err
+		}
+		sum += v
+		found = true
+	}
+	if !found {
+		return 0, errors.New("no metric " + name)
+	}
+	return sum, scanner.Err()
+}
+
+// RSSBytes is the process's resident set size.
+func (op *Operator) RSSBytes() (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", op.PID()))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}
+
+// freePorts reserves n loopback ports and releases them for the operator.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			_ = l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		listeners = append(listeners, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
