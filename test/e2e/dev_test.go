@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/onsi/gomega/gbytes"
 	"github.com/onsi/gomega/gexec"
 
+	"github.com/tokenwarden/tokenwarden/internal/logging"
 	"github.com/tokenwarden/tokenwarden/internal/token"
 )
 
@@ -33,12 +36,30 @@ type devProcess struct {
 	kubeconfig  string
 }
 
+// devRuns counts the runs of `tokenwarden --dev`; each run's logs are named
+// after its number.
+var devRuns int
+
+// startDev runs `tokenwarden --dev` at the highest verbosity its logger
+// allows (logging.MaxVerbosity), so that the leak scan covers every line it
+// can ever write. Its output goes to GinkgoWriter and to operator-<run>.log
+// in stateDir; the previous run's controlplane.log, which devenv truncates
+// on start, is kept as controlplane-<run>.log.
 func startDev(stateDir string) *devProcess {
 	GinkgoHelper()
+	devRuns++
+	controlPlaneLog := filepath.Join(stateDir, "controlplane.log")
+	if _, err := os.Stat(controlPlaneLog); err == nil {
+		// Renamed rather than copied: orphans of a killed run keep writing
+		// to it until this run reaps them.
+		Expect(os.Rename(controlPlaneLog, filepath.Join(stateDir, fmt.Sprintf("controlplane-%d.log", devRuns-1)))).To(Succeed())
+	}
 	cmd := exec.Command(binary, "--dev", "--dev-dir", stateDir, "--control-plane-dir", assetsDir,
-		"--health-probe-bind-address", "0", "--last-used-flush-interval", "1s")
+		"--health-probe-bind-address", "0", "--last-used-flush-interval", "1s",
+		"--zap-log-level="+strconv.Itoa(logging.MaxVerbosity))
 	cmd.Dir = repoRoot
-	session, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
+	output := io.MultiWriter(GinkgoWriter, appendFile(filepath.Join(stateDir, fmt.Sprintf("operator-%d.log", devRuns))))
+	session, err := gexec.Start(cmd, output, output)
 	Expect(err).NotTo(HaveOccurred())
 	Eventually(session.Out, 90*time.Second).Should(gbytes.Say(readyLine.String()))
 	m := readyLine.FindSubmatch(session.Out.Contents())
@@ -84,7 +105,8 @@ func (d *devProcess) token(name, path string) string {
 }
 
 // secretValueOrEmpty is the token value in a Secret of the payments
-// namespace, "" when there is none.
+// namespace, "" when there is none. Every value read is recorded for the
+// leak scan.
 func (d *devProcess) secretValueOrEmpty(name string) string {
 	out, _, err := d.kubectl("", "get", "secret", name, "-n", "payments", "-o", "jsonpath={.data.token}")
 	if err != nil || out == "" {
@@ -92,6 +114,7 @@ func (d *devProcess) secretValueOrEmpty(name string) string {
 	}
 	value, err := base64.StdEncoding.DecodeString(out)
 	Expect(err).NotTo(HaveOccurred())
+	issued.add(string(value), "Secret payments/"+name)
 	return string(value)
 }
 
@@ -102,6 +125,13 @@ func (d *devProcess) secretValue(name string) string {
 	value := d.secretValueOrEmpty(name)
 	Expect(value).NotTo(BeEmpty(), "Secret payments/%s holds no value", name)
 	return value
+}
+
+// recordIssued reads the value of ApiToken name, so that the leak scan
+// covers a value that is removed (expired, invalidated) before the end.
+func (d *devProcess) recordIssued(name string) {
+	GinkgoHelper()
+	d.secretValue(d.token(name, "{.status.secretRef.name}"))
 }
 
 // manifest is an ApiToken in the payments namespace with spec lines.
@@ -189,6 +219,8 @@ var _ = Describe("Local mode (tokenwarden --dev)", Ordered, func() {
 		}
 	})
 
+	pluginSpecs(func() *devProcess { return dev }, func() string { return stateDir })
+
 	It("refuses a stranger any token, and a team owner an Admin token", func() {
 		for _, typ := range []string{"Team", "Wildcard", "Admin"} {
 			spec := "type: " + typ
@@ -230,6 +262,7 @@ var _ = Describe("Local mode (tokenwarden --dev)", Ordered, func() {
 		_, errOut, err := dev.kubectl(manifest("short-lived", "type: Wildcard\n  expiresAt: "+expiresAt.Format(time.RFC3339)), "apply", "-f", "-")
 		Expect(err).NotTo(HaveOccurred(), errOut)
 		Eventually(func() string { return dev.token("short-lived", "{.status.phase}") }).Should(Equal("Active"))
+		dev.recordIssued("short-lived")
 		Eventually(func() string { return dev.token("short-lived", "{.status.phase}") }, 10*time.Second, 50*time.Millisecond).Should(Equal("Expired"))
 		expiredAt := time.Now()
 		Expect(expiredAt).To(BeTemporally(">=", expiresAt), "not a moment early")
@@ -242,6 +275,7 @@ var _ = Describe("Local mode (tokenwarden --dev)", Ordered, func() {
 			"apply", "--as", "jane@example.com", "-f", "-")
 		Expect(err).NotTo(HaveOccurred(), errOut)
 		Eventually(func() string { return dev.token("jane-ci", "{.status.phase}") }, 10*time.Second).Should(Equal("Active"))
+		dev.recordIssued("jane-ci")
 
 		_, errOut, err = dev.kubectl("", "patch", "team", "payments", "--type", "json",
 			"-p", `[{"op":"remove","path":"/spec/owners/0"}]`)
@@ -259,6 +293,7 @@ var _ = Describe("Local mode (tokenwarden --dev)", Ordered, func() {
 		_, errOut, err = dev.kubectl(manifest("ops-admin", "type: Admin"), "apply", "--as", "ops@example.com", "-f", "-")
 		Expect(err).NotTo(HaveOccurred(), errOut)
 		Eventually(func() string { return dev.token("ops-admin", "{.status.phase}") }, 10*time.Second).Should(Equal("Active"))
+		dev.recordIssued("ops-admin")
 
 		_, errOut, err = dev.kubectl("", "delete", "clusterrolebinding", "ops-admin")
 		Expect(err).NotTo(HaveOccurred(), errOut)
@@ -318,6 +353,8 @@ spec:
 		It("refuses missing, garbage and unknown tokens with 401 and a reason", func() {
 			unknown, err := token.Format{Base: token.DefaultBase}.Generate("Admin")
 			Expect(err).NotTo(HaveOccurred())
+			// Never issued, but presented: a verifier must not log it either.
+			issued.add(unknown, "an unknown value sent to /verify")
 			for header, reason := range map[string]string{"": "Missing", "Bearer garbage": "Malformed", "Bearer " + unknown: "Unknown"} {
 				h := map[string]string{}
 				if header != "" {
@@ -416,5 +453,25 @@ spec:
 		dev.session.Signal(syscall.SIGINT)
 		Eventually(dev.session, 60*time.Second).Should(gexec.Exit(0))
 		Expect(controlPlaneProcesses(stateDir)).To(BeEmpty())
+	})
+
+	// Last, so that the logs of every run are complete: one more run
+	// serves the objects, then stops.
+	It("leaks no value into any log, Event or object but its Secret, at the highest verbosity", func() {
+		dev = startDev(stateDir)
+		objects := clusterObjects(dev)
+		dev.session.Signal(syscall.SIGINT)
+		Eventually(dev.session, 60*time.Second).Should(gexec.Exit(0))
+		logs := logSources(stateDir)
+		values := issued.snapshot()
+
+		AddReportEntry("leak scan", scanSummary(values, logs, objects))
+		Expect(len(values)).To(BeNumerically(">=", minScannedValues), "too few values collected for the scan to mean anything")
+		// Every run's logs, and Events among the objects, or the scan
+		// would pass for want of material.
+		Expect(wheres(logs)).To(ContainElements("log operator-1.log", fmt.Sprintf("log operator-%d.log", devRuns),
+			"log controlplane-1.log", fmt.Sprintf("log controlplane-%d.log", devRuns-1), "log controlplane.log"))
+		Expect(wheres(objects)).To(ContainElement(HavePrefix("Event ")))
+		Expect(leaks(values, append(logs, objects...))).To(BeEmpty(), "issued values found outside their Secrets")
 	})
 })

@@ -17,7 +17,12 @@ import (
 var (
 	repoRoot  string
 	binary    string
+	plugin    string
 	assetsDir string
+	// logsDir holds the logs of helpers other than the operator (nginx), so
+	// that the leak scan at the end of the suite can read them after the
+	// specs that wrote them have cleaned up.
+	logsDir string
 )
 
 func TestE2E(t *testing.T) {
@@ -32,10 +37,15 @@ var _ = BeforeSuite(func() {
 	assetsDir, err = controlplane.ResolveAssetsDir("")
 	Expect(err).NotTo(HaveOccurred())
 
-	binary = filepath.Join(GinkgoT().TempDir(), "tokenwarden")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Dir = repoRoot
-	build.Stdout, build.Stderr = GinkgoWriter, GinkgoWriter
-	Expect(build.Run()).To(Succeed(), "building the operator binary")
-	Expect(os.Stat(binary)).NotTo(BeNil())
+	binDir := GinkgoT().TempDir()
+	logsDir = GinkgoT().TempDir()
+	binary = filepath.Join(binDir, "tokenwarden")
+	plugin = filepath.Join(binDir, "kubectl-tokenwarden")
+	for out, pkg := range map[string]string{binary: ".", plugin: "./cmd/kubectl-tokenwarden/"} {
+		build := exec.Command("go", "build", "-o", out, pkg)
+		build.Dir = repoRoot
+		build.Stdout, build.Stderr = GinkgoWriter, GinkgoWriter
+		Expect(build.Run()).To(Succeed(), "building %s", pkg)
+		Expect(os.Stat(out)).NotTo(BeNil())
+	}
 })

@@ -72,6 +72,7 @@ func freePort() int {
 
 // nginx runs a real nginx with auth_request in front of a tiny backend that
 // echoes the identity headers nginx passes on. It returns nginx's URL.
+// nginx's error log goes to logsDir, where the leak scan reads it.
 func startNginx(verifyURL, caFile string) string {
 	GinkgoHelper()
 	path, err := exec.LookPath("nginx")
@@ -93,7 +94,7 @@ daemon off;
 master_process off;
 worker_processes 1;
 pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
+error_log %[6]s info;
 events { worker_connections 64; }
 http {
   access_log off;
@@ -137,7 +138,7 @@ http {
     }
   }
 }
-`, dir, port, backend.URL, verifyURL, caFile)
+`, dir, port, backend.URL, verifyURL, caFile, filepath.Join(logsDir, fmt.Sprintf("nginx-%d.log", port)))
 	confFile := filepath.Join(dir, "nginx.conf")
 	Expect(os.WriteFile(confFile, []byte(conf), 0o600)).To(Succeed())
 	session, err := gexec.Start(exec.Command(path, "-p", dir, "-c", confFile), GinkgoWriter, GinkgoWriter)
