@@ -80,9 +80,24 @@ controlplane: ## Build kube-apiserver, etcd and kubectl from source into bin/k8s
 nginx: ## Install nginx (Debian package) for the end-to-end test, if missing and possible.
 	@hack/ensure-nginx.sh
 
+# Fuzz targets: package and function. make test fuzzes each for
+# FUZZ_SHORT, make fuzz for FUZZTIME.
+FUZZ_TARGETS = ./internal/token:FuzzParse ./internal/verify:FuzzExtractToken ./internal/authz:FuzzReviewToken
+FUZZ_SHORT ?= 20s
+FUZZTIME ?= 5m
+
 .PHONY: test
-test: manifests generate fmt vet controlplane nginx ## Run unit, envtest and end-to-end suites against the real control plane.
-	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" go test ./... $(TEST_FLAGS) -coverprofile cover.out
+test: manifests generate fmt vet controlplane nginx kustomize ## Run unit, envtest, fault-injection and end-to-end suites against the real control plane, then fuzz briefly.
+	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" KUSTOMIZE="$(KUSTOMIZE)" go test ./... $(TEST_FLAGS) -coverprofile cover.out
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SHORT)
+
+.PHONY: fuzz
+fuzz: ## Fuzz the token parser, the header parser and the admission decision, FUZZTIME each (default 5m).
+	@for target in $(FUZZ_TARGETS); do \
+		pkg=$${target%%:*}; fn=$${target##*:}; \
+		echo "fuzz: $$fn in $$pkg for $(FUZZTIME)"; \
+		go test "$$pkg" -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
 
 .PHONY: bench
 bench: ## Run the benchmarks; writes docs/benchmarks.md and bin/bench/results.json.
@@ -91,8 +106,9 @@ bench: ## Run the benchmarks; writes docs/benchmarks.md and bin/bench/results.js
 ##@ Build
 
 .PHONY: build
-build: manifests generate fmt vet ## Build the operator binary into bin/tokenwarden.
+build: manifests generate fmt vet ## Build the operator into bin/tokenwarden and the kubectl plugin into bin/kubectl-tokenwarden.
 	go build -o bin/tokenwarden .
+	go build -o bin/kubectl-tokenwarden ./cmd/kubectl-tokenwarden
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the operator against the cluster of the current kubeconfig.

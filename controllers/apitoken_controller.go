@@ -58,7 +58,7 @@ type ApiTokenReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=auth.tokenwarden.io,resources=apitokens,verbs=get;list;watch
-// +kubebuilder:rbac:groups=auth.tokenwarden.io,resources=apitokens/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=auth.tokenwarden.io,resources=apitokens/status,verbs=patch
 // +kubebuilder:rbac:groups=auth.tokenwarden.io,resources=teams,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch

@@ -23,7 +23,7 @@ type TeamReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=auth.tokenwarden.io,resources=teams,verbs=get;list;watch
-// +kubebuilder:rbac:groups=auth.tokenwarden.io,resources=teams/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=auth.tokenwarden.io,resources=teams/status,verbs=patch
 // +kubebuilder:rbac:groups=auth.tokenwarden.io,resources=apitokens,verbs=get;list;watch
 
 // Reconcile is the skeleton: get, snapshot, one deferred status patch, then

@@ -45,6 +45,11 @@ var (
 // objects and cost nothing between scrapes.
 func Register(lister client.Reader) {
 	register.Do(func() {
+		// Every reason has a series from the start, so the first
+		// invalidation of a reason after a restart shows in increase().
+		for _, reason := range []string{v1alpha1.ReasonCreatorNotOwner, v1alpha1.ReasonCreatorNotAdmin, v1alpha1.ReasonTeamDeleted} {
+			Invalidations.WithLabelValues(reason)
+		}
 		ctrlmetrics.Registry.MustRegister(Issuances, Recreations, Invalidations, &tokenCollector{lister: lister})
 	})
 }

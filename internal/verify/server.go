@@ -69,7 +69,12 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /tokenreview", s.serveTokenReview)
 	mux.HandleFunc("POST /apis/authentication.k8s.io/v1/tokenreviews", s.serveTokenReview)
-	mux.HandleFunc("GET /verify", s.serveVerify)
+	// Forward-auth proxies differ in what they send: nginx's auth_request
+	// a GET of a fixed URI, Envoy's ext_authz the client's own method with
+	// the client's path after a prefix. /verify reads only headers, so it
+	// answers any method, on /verify and every path below it.
+	mux.HandleFunc("/verify", s.serveVerify)
+	mux.HandleFunc("/verify/", s.serveVerify)
 	return mux
 }
 

@@ -204,13 +204,25 @@ func TestVerifyEndpoint(t *testing.T) {
 			wantStatus: http.StatusUnauthorized,
 		},
 		{
-			name:       "wrong method",
-			req:        httptest.NewRequest(http.MethodPost, "/verify", nil),
-			wantStatus: http.StatusMethodNotAllowed,
+			name:        "any method, as Envoy's ext_authz sends the client's",
+			req:         withBearer(httptest.NewRequest(http.MethodPost, "/verify", nil), f.good),
+			wantStatus:  http.StatusOK,
+			wantHeaders: map[string]string{"X-Tokenwarden-User": "tokenwarden:payments:ci"},
+		},
+		{
+			name:        "a path below /verify, as ext_authz's path_prefix makes",
+			req:         withBearer(httptest.NewRequest(http.MethodDelete, "/verify/orders/42?x=1", nil), f.good),
+			wantStatus:  http.StatusOK,
+			wantHeaders: map[string]string{"X-Tokenwarden-User": "tokenwarden:payments:ci"},
+		},
+		{
+			name:       "a path below /verify without a token",
+			req:        get("/verify/extra"),
+			wantStatus: http.StatusUnauthorized,
 		},
 		{
 			name:       "unknown path",
-			req:        get("/verify/extra"),
+			req:        get("/verifyx"),
 			wantStatus: http.StatusNotFound,
 		},
 	}
@@ -773,4 +785,10 @@ func counterValue(t *testing.T, c interface{ Write(*dto.Metric) error }) float64
 
 func typeMeta(apiVersion string) metav1.TypeMeta {
 	return metav1.TypeMeta{APIVersion: apiVersion, Kind: "TokenReview"}
+}
+
+// withBearer adds value as a Bearer token to r.
+func withBearer(r *http.Request, value string) *http.Request {
+	r.Header.Set("Authorization", "Bearer "+value)
+	return r
 }

@@ -102,7 +102,7 @@ func cloneStrings(s []string) []string {
 // Client is safe for concurrent use, but not for changing while in use.
 type Client struct {
 	// URL is the server's base URL, such as
-	// https://tokenwarden-verify.tokenwarden-system.svc:8443. Verify asks
+	// https://tokenwarden-verify.tokenwarden-system.svc. Verify asks
 	// URL + "/verify"; a URL that already ends in /verify (as local mode's
 	// TOKENWARDEN_VERIFY_URL does) is used as it is. Use https outside
 	// tests: every request carries a token.

@@ -367,8 +367,8 @@ func TestUnexpectedAnswersAreErrors(t *testing.T) {
 
 func TestEndpoint(t *testing.T) {
 	for _, tc := range []struct{ base, want string }{
-		{"https://tokenwarden-verify.tokenwarden-system.svc:8443", "https://tokenwarden-verify.tokenwarden-system.svc:8443/verify"},
-		{"https://tokenwarden-verify.tokenwarden-system.svc:8443/", "https://tokenwarden-verify.tokenwarden-system.svc:8443/verify"},
+		{"https://tokenwarden-verify.tokenwarden-system.svc", "https://tokenwarden-verify.tokenwarden-system.svc/verify"},
+		{"https://tokenwarden-verify.tokenwarden-system.svc/", "https://tokenwarden-verify.tokenwarden-system.svc/verify"},
 		{"https://gateway.example/tokenwarden", "https://gateway.example/tokenwarden/verify"},
 		{"https://127.0.0.1:40123/verify", "https://127.0.0.1:40123/verify"},
 		{"https://127.0.0.1:40123/verify/", "https://127.0.0.1:40123/verify"},

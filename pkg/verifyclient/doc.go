@@ -12,7 +12,7 @@
 //	if err != nil {
 //		log.Fatal(err)
 //	}
-//	verifier := verifyclient.New("https://tokenwarden-verify.tokenwarden-system.svc:8443",
+//	verifier := verifyclient.New("https://tokenwarden-verify.tokenwarden-system.svc",
 //		verifyclient.WithCA(ca))
 //	http.Handle("/orders", verifyclient.Middleware(verifier, http.HandlerFunc(
 //		func(w http.ResponseWriter, r *http.Request) {

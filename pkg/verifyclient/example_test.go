@@ -22,7 +22,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	verifier := verifyclient.New("https://tokenwarden-verify.tokenwarden-system.svc:8443",
+	verifier := verifyclient.New("https://tokenwarden-verify.tokenwarden-system.svc",
 		verifyclient.WithCA(ca))
 
 	listOrders := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -48,7 +48,7 @@ func ExampleClient_Verify() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	verifier := verifyclient.New("https://tokenwarden-verify.tokenwarden-system.svc:8443",
+	verifier := verifyclient.New("https://tokenwarden-verify.tokenwarden-system.svc",
 		verifyclient.WithCA(ca))
 	token := os.Getenv("ORDERS_TOKEN")
 
