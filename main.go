@@ -73,6 +73,7 @@ type options struct {
 	verifyQuery     bool
 	trustedProxies  string
 	flushInterval   time.Duration
+	concurrency     int
 }
 
 func main() {
@@ -93,6 +94,7 @@ func main() {
 	flag.BoolVar(&opts.verifyQuery, "verify-allow-query-token", false, "Accept the token as ?token= on /verify. Off by default: query strings end up in access logs.")
 	flag.StringVar(&opts.trustedProxies, "verify-trusted-proxies", "", "Comma-separated CIDRs of reverse proxies whose X-Real-IP / X-Forwarded-For name the client for rate limiting (default: none, the peer address counts).")
 	flag.DurationVar(&opts.flushInterval, "last-used-flush-interval", time.Minute, "How often lastUsedAt is written: at most once per token per interval.")
+	flag.IntVar(&opts.concurrency, "max-concurrent-reconciles", 16, "How many ApiTokens are reconciled at once; the work is mostly waiting for the API server.")
 	flag.StringVar(&opts.tokenBase, "token-prefix", token.DefaultBase, "Base prefix of issued token values (lowercase letters and digits); a type letter and \"_\" follow it, e.g. \"twt_\".")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -166,7 +168,7 @@ func run(ctx context.Context, opts options) error {
 	if err := index.Setup(ctx, mgr); err != nil {
 		return fmt.Errorf("registering cache indexes: %w", err)
 	}
-	if err := (&controllers.TeamReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+	if err := (&controllers.TeamReconciler{Client: mgr.GetClient(), Coalesce: time.Second}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the Team controller: %w", err)
 	}
 	// One memory of admin answers for the reconciler and the verifier; it
@@ -180,6 +182,9 @@ func run(ctx context.Context, opts options) error {
 		Format:    token.Format{Base: opts.tokenBase},
 		Admins:    admins,
 		Recorder:  mgr.GetEventRecorder("tokenwarden"),
+		// Reconciles of different tokens share nothing but thread-safe
+		// clients, the remembered admin answers and the metrics.
+		MaxConcurrentReconciles: opts.concurrency,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the ApiToken controller: %w", err)
 	}

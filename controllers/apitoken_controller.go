@@ -13,6 +13,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -55,6 +56,9 @@ type ApiTokenReconciler struct {
 	Admins authz.AdminChecker
 	// Recorder emits Events; they never carry a value.
 	Recorder events.EventRecorder
+	// MaxConcurrentReconciles is how many tokens are reconciled at once
+	// (never one token twice at once); 0 means 1.
+	MaxConcurrentReconciles int
 }
 
 // +kubebuilder:rbac:groups=auth.tokenwarden.io,resources=apitokens,verbs=get;list;watch
@@ -160,10 +164,14 @@ func (r *ApiTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.ApiToken{}, builder.WithPredicates(ignoreLastUsedOnly)).
 		Owns(&corev1.Secret{}).
-		Watches(&v1alpha1.Team{}, handler.EnqueueRequestsFromMapFunc(r.tokensOfTeam)).
+		// Only a Team's spec (owners, policy) and its deletion matter to its
+		// tokens; its status changes with every token that activates, and
+		// re-checking every token of the team each time would be quadratic.
+		Watches(&v1alpha1.Team{}, handler.EnqueueRequestsFromMapFunc(r.tokensOfTeam), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&rbacv1.ClusterRoleBinding{}, handler.EnqueueRequestsFromMapFunc(r.tokensAfterRBACChange), builder.OnlyMetadata).
 		Watches(&rbacv1.ClusterRole{}, handler.EnqueueRequestsFromMapFunc(r.tokensAfterRBACChange), builder.OnlyMetadata).
 		Named("apitoken").
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
 }
 

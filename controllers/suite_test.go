@@ -143,7 +143,8 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(index.Setup(ctx, mgr)).To(Succeed())
-	Expect((&controllers.TeamReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)).To(Succeed())
+	// As in main.go, but with a shorter wait so specs need not.
+	Expect((&controllers.TeamReconciler{Client: mgr.GetClient(), Coalesce: 100 * time.Millisecond}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&controllers.ApiTokenReconciler{
 		Client:    countingClient{mgr.GetClient()},
 		APIReader: mgr.GetAPIReader(),
@@ -151,6 +152,8 @@ var _ = BeforeSuite(func() {
 		Format:    token.Format{Base: token.DefaultBase},
 		Admins:    &authz.RememberingAdminChecker{Checker: &authz.SubjectAccessReviewer{Client: mgr.GetClient()}},
 		Recorder:  mgr.GetEventRecorder("tokenwarden"),
+		// Concurrent, as in main.go, so the specs run the way production does.
+		MaxConcurrentReconciles: 8,
 	}).SetupWithManager(mgr)).To(Succeed())
 	go func() {
 		defer GinkgoRecover()

@@ -3,13 +3,18 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
@@ -20,6 +25,9 @@ import (
 // and a Ready condition for the generation it has seen.
 type TeamReconciler struct {
 	client.Client
+	// Coalesce is how long a token change waits before its Teams are
+	// counted again, so a burst of changes makes one status write.
+	Coalesce time.Duration
 }
 
 // +kubebuilder:rbac:groups=auth.tokenwarden.io,resources=teams,verbs=get;list;watch
@@ -73,10 +81,36 @@ func (r *TeamReconciler) reconcileActiveTokens(ctx context.Context, team *v1alph
 // SetupWithManager watches Teams, and ApiTokens for the Teams they name.
 func (r *TeamReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.Team{}).
-		Watches(&v1alpha1.ApiToken{}, handler.EnqueueRequestsFromMapFunc(teamsOfToken)).
+		// Its own status writes must not wake it: each would count again at
+		// once and defeat the coalescing below.
+		For(&v1alpha1.Team{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.ApiToken{}, teamsOfTokenAfter(r.Coalesce)).
 		Named("team").
 		Complete(r)
+}
+
+// teamsOfTokenAfter enqueues the Teams an ApiToken names, delay later. The
+// workqueue keeps a Team waiting once however often it is added meanwhile,
+// so issuing a thousand tokens of one team writes its status a few times,
+// not a thousand.
+func teamsOfTokenAfter(delay time.Duration) handler.EventHandler {
+	add := func(ctx context.Context, obj client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		for _, req := range teamsOfToken(ctx, obj) {
+			q.AddAfter(req, delay)
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.ObjectOld, q)
+			add(ctx, e.ObjectNew, q)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
+		},
+	}
 }
 
 // teamsOfToken maps an ApiToken to the Teams it names.

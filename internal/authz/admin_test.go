@@ -50,3 +50,30 @@ func TestRememberingAdminChecker(t *testing.T) {
 	g.Expect(ttl.IsAdmin(ctx, user("a"))).To(BeFalse())
 	g.Expect(inner.asked).To(Equal(asked+1), "an answer older than the TTL is asked again")
 }
+
+// TestImpactAsksOncePerCreator: a Team edit touching a thousand tokens of
+// one creator must not wait on a thousand reviews.
+func TestImpactAsksOncePerCreator(t *testing.T) {
+	g := NewWithT(t)
+	team := &v1alpha1.Team{}
+	team.Name = "payments"
+	tokens := make([]v1alpha1.ApiToken, 100)
+	for i := range tokens {
+		tok := &tokens[i]
+		tok.Namespace, tok.Name = "ns", "tok"
+		tok.Spec = v1alpha1.ApiTokenSpec{Type: v1alpha1.TeamTokenType, Teams: []string{"payments"}}
+		tok.Status.TokenHash = "sha256:x"
+		creator := user("jane")
+		if i%2 == 1 {
+			creator = user("bob")
+		}
+		value, err := CreatorAnnotationValue(creator)
+		g.Expect(err).NotTo(HaveOccurred())
+		tok.Annotations = map[string]string{v1alpha1.CreatorAnnotation: value}
+	}
+	checker := &countingChecker{}
+	got, err := Impact(context.Background(), checker, tokens, Teams{"payments": team})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got).To(HaveLen(100))
+	g.Expect(checker.asked).To(Equal(2), "one review per creator")
+}
