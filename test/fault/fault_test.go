@@ -123,3 +123,59 @@ func TestLeaderHandover(t *testing.T) {
 		t.Errorf("after the handover: %+v", report.Check)
 	}
 }
+
+// TestFlood: unique bad tokens from many addresses and from one must not
+// cost good tokens their answers, the single source must meet 429s with
+// their headers, and memory must stay bounded.
+func TestFlood(t *testing.T) {
+	ctx := context.Background()
+	const ns = "flood"
+	if err := cluster.EnsureNamespace(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Admin.Create(ctx, harness.Team(ns)); err != nil {
+		t.Fatal(err)
+	}
+	op, err := cluster.StartOperator(binary, harness.OperatorOptions{Name: "flood"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Stop()
+	if _, err := op.WaitReady(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	names, err := cluster.CreateTokens(ctx, ns, "good", ns, 4, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if check, _, err := cluster.WaitSettled(ctx, ns, 30*time.Second, nil); err != nil || !check.Settled() {
+		t.Fatalf("tokens: %v %+v", err, check)
+	}
+	values, err := cluster.Values(ctx, ns, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var good []string
+	for _, v := range values {
+		good = append(good, v)
+	}
+	r, err := harness.Flood(ctx, op, good, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	growth := float64(r.RSSAfter-r.RSSBefore) / (1 << 20)
+	t.Logf("%d good verifications (%d OK), %d bad from many addresses (%d 401), %d from one (%d 429); RSS growth %.1f MB",
+		r.Good, r.GoodOK, r.Spread, r.Spread401, r.Single, r.Single429, growth)
+	if r.Good == 0 || r.GoodOK != r.Good {
+		t.Errorf("good tokens: %d of %d verified", r.GoodOK, r.Good)
+	}
+	if r.Spread == 0 || r.Spread401 != r.Spread {
+		t.Errorf("bad tokens from many addresses: %d of %d answered 401", r.Spread401, r.Spread)
+	}
+	if r.Single429 == 0 || r.SingleBad429 != 0 {
+		t.Errorf("bad tokens from one address: %d answered 429, %d of them without Retry-After/RateLimit-*", r.Single429, r.SingleBad429)
+	}
+	if growth > 50 {
+		t.Errorf("RSS grew %.1f MB during the flood", growth)
+	}
+}
