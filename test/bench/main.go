@@ -215,7 +215,7 @@ func clusterFigures(ctx context.Context, o options, dir, binary string, res resu
 	}
 
 	logf("flooding /verify with unique bad tokens for 10s")
-	values, err := c.Values(ctx, "bench-tokens", []string{"tok-1", "tok-2", "tok-3", "tok-4"})
+	values, err := c.WaitValues(ctx, "bench-tokens", []string{"tok-1", "tok-2", "tok-3", "tok-4"}, time.Minute)
 	if err != nil {
 		return err
 	}
@@ -295,12 +295,9 @@ func revocation(ctx context.Context, o options, c *harness.Cluster, op *harness.
 	if _, err := active.waitFor(o.revoke, 10*time.Minute); err != nil {
 		return err
 	}
-	values, err := c.Values(ctx, "bench-revoke", names)
+	values, err := c.WaitValues(ctx, "bench-revoke", names, time.Minute)
 	if err != nil {
-		return err
-	}
-	if len(values) != len(names) {
-		return fmt.Errorf("revocation: %d of %d values delivered", len(values), len(names))
+		return fmt.Errorf("revocation: %w", err)
 	}
 	invalidated, err := watchPhase(ctx, c, "bench-revoke", v1alpha1.PhaseInvalidated)
 	if err != nil {

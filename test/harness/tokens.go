@@ -329,9 +329,29 @@ func (c *Cluster) Values(ctx context.Context, namespace string, names []string) 
 	}
 	values := map[string]string{}
 	for i := range secrets.Items {
-		if want[secrets.Items[i].Name] {
+		if want[secrets.Items[i].Name] && len(secrets.Items[i].Data[v1alpha1.SecretTokenKey]) > 0 {
 			values[secrets.Items[i].Name] = string(secrets.Items[i].Data[v1alpha1.SecretTokenKey])
 		}
 	}
 	return values, nil
+}
+
+// WaitValues waits until every named token's Secret holds a value and
+// returns them. A token is Active a moment before its Secret is written
+// (status first), so a reader that saw it Active may have to wait.
+func (c *Cluster) WaitValues(ctx context.Context, namespace string, names []string, timeout time.Duration) (map[string]string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		values, err := c.Values(ctx, namespace, names)
+		if err != nil {
+			return nil, err
+		}
+		if len(values) == len(names) {
+			return values, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%d of %d values delivered after %v", len(values), len(names), timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
