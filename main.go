@@ -74,11 +74,13 @@ type options struct {
 	trustedProxies  string
 	flushInterval   time.Duration
 	concurrency     int
+	pprofAddr       string
 }
 
 func main() {
 	var opts options
 	flag.StringVar(&opts.metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
+	flag.StringVar(&opts.pprofAddr, "pprof-bind-address", "", "Address of Go's /debug/pprof endpoints, for profiling; empty (the default) serves none.")
 	flag.StringVar(&opts.probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&opts.leaderElect, "leader-elect", false, "Elect a leader among replicas so only one runs the controllers.")
 	flag.StringVar(&opts.leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's own namespace; required outside a cluster).")
@@ -154,6 +156,7 @@ func run(ctx context.Context, opts options) error {
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: opts.metricsAddr},
 		HealthProbeBindAddress:  opts.probeAddr,
+		PprofBindAddress:        opts.pprofAddr,
 		LeaderElection:          opts.leaderElect,
 		LeaderElectionID:        "tokenwarden.auth.tokenwarden.io",
 		LeaderElectionNamespace: opts.leaderElectNS,

@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"unsafe"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 )
@@ -328,14 +329,13 @@ func encodeChecksum(c uint32) (out [checksumLen]byte) {
 	return out
 }
 
-// crcString returns the CRC-32 (IEEE) of s. It works on the string directly
-// because crc32.ChecksumIEEE would need a []byte and so an allocation.
+// crcString returns the CRC-32 (IEEE) of s. crc32.ChecksumIEEE takes a
+// []byte, and converting s would allocate on every verification, so it is
+// given a read-only view of s's bytes instead: crc32 only reads them. That
+// uses the package's sliced or hardware-assisted CRC, several times faster
+// than a byte-at-a-time loop on the verification path.
 func crcString(s string) uint32 {
-	crc := ^uint32(0)
-	for i := 0; i < len(s); i++ {
-		crc = crc32.IEEETable[byte(crc)^s[i]] ^ crc>>8
-	}
-	return ^crc
+	return crc32.ChecksumIEEE(unsafe.Slice(unsafe.StringData(s), len(s))) //nolint:gosec // G103: read-only view, see above.
 }
 
 // validBase reports whether base is 1 to maxBaseLen lowercase letters or

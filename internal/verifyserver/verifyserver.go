@@ -131,31 +131,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*verify.Server,
 // a disable, expiry, recreate or invalidation reaches the verifier as soon
 // as the status change reaches the informer.
 func keepIndex(ctx context.Context, mgr ctrl.Manager, index *verify.Index) (func() bool, error) {
-	informer, err := mgr.GetCache().GetInformer(ctx, &v1alpha1.ApiToken{})
-	if err != nil {
-		return nil, err
-	}
-	upsert := func(obj any) {
-		if tok, ok := obj.(*v1alpha1.ApiToken); ok {
-			index.Upsert(tok)
-		}
-	}
-	registration, err := informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    upsert,
-		UpdateFunc: func(_, obj any) { upsert(obj) },
-		DeleteFunc: func(obj any) {
-			if tombstone, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
-				obj = tombstone.Obj
-			}
-			if tok, ok := obj.(*v1alpha1.ApiToken); ok {
-				index.Delete(types.NamespacedName{Namespace: tok.Namespace, Name: tok.Name})
-			}
-		},
+	return follow(ctx, mgr, &v1alpha1.ApiToken{}, index.Upsert, func(tok *v1alpha1.ApiToken) {
+		index.Delete(types.NamespacedName{Namespace: tok.Namespace, Name: tok.Name})
 	})
-	if err != nil {
-		return nil, err
-	}
-	return registration.HasSynced, nil
 }
 
 // keepTeams updates the verifier's Team table from every Team event, on
@@ -163,24 +141,34 @@ func keepIndex(ctx context.Context, mgr ctrl.Manager, index *verify.Index) (func
 // relied on them as soon as the change reaches the informer, before the
 // reconciler has invalidated them one by one.
 func keepTeams(ctx context.Context, mgr ctrl.Manager, teams *verify.TeamTable) (func() bool, error) {
-	informer, err := mgr.GetCache().GetInformer(ctx, &v1alpha1.Team{})
+	return follow(ctx, mgr, &v1alpha1.Team{}, teams.Upsert, func(team *v1alpha1.Team) { teams.Delete(team.Name) })
+}
+
+// follow hands every added or updated object of kind's kind to upsert and
+// every deleted one to remove, and returns whether the informer's initial
+// objects have all been handed over.
+func follow[T client.Object](ctx context.Context, mgr ctrl.Manager, kind T, upsert, remove func(T)) (func() bool, error) {
+	informer, err := mgr.GetCache().GetInformer(ctx, kind)
 	if err != nil {
 		return nil, err
 	}
-	upsert := func(obj any) {
-		if team, ok := obj.(*v1alpha1.Team); ok {
-			teams.Upsert(team)
-		}
-	}
 	registration, err := informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    upsert,
-		UpdateFunc: func(_, obj any) { upsert(obj) },
+		AddFunc: func(obj any) {
+			if o, ok := obj.(T); ok {
+				upsert(o)
+			}
+		},
+		UpdateFunc: func(_, obj any) {
+			if o, ok := obj.(T); ok {
+				upsert(o)
+			}
+		},
 		DeleteFunc: func(obj any) {
 			if tombstone, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 				obj = tombstone.Obj
 			}
-			if team, ok := obj.(*v1alpha1.Team); ok {
-				teams.Delete(team.Name)
+			if o, ok := obj.(T); ok {
+				remove(o)
 			}
 		},
 	})
