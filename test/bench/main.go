@@ -35,6 +35,7 @@ import (
 
 type options struct {
 	verifyJSON, results, doc   string
+	render                     bool
 	n, scale, revoke, expiring int
 	unrelated, cycles          int
 	idle                       time.Duration
@@ -54,6 +55,7 @@ func main() {
 	flag.IntVar(&o.cycles, "cycles", 200, "SIGKILL cycles of the fault injection.")
 	flag.DurationVar(&o.idle, "idle", time.Minute, "Idle window for idle_writes_per_min.")
 	flag.IntVar(&o.workers, "workers", 16, "Concurrent requests of the harness.")
+	flag.BoolVar(&o.render, "render", false, "Only write the report from the figures in -results.")
 	flag.Parse()
 	// The harness's clients log nothing worth reading here.
 	ctrllog.SetLogger(logr.Discard())
@@ -72,6 +74,16 @@ func logf(format string, args ...any) {
 
 func run(ctx context.Context, o options) error {
 	res := results{}
+	if o.render {
+		data, err := os.ReadFile(o.results)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(data, &res); err != nil {
+			return err
+		}
+		return writeDoc(o.doc, res)
+	}
 	if data, err := os.ReadFile(o.verifyJSON); err == nil {
 		if err := json.Unmarshal(data, &res); err != nil {
 			return fmt.Errorf("%s: %w", o.verifyJSON, err)
