@@ -84,7 +84,8 @@ func (r *TeamReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// Its own status writes must not wake it: each would count again at
 		// once and defeat the coalescing below.
 		For(&v1alpha1.Team{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&v1alpha1.ApiToken{}, teamsOfTokenAfter(r.Coalesce)).
+		// lastUsedAt flushes change nothing a Team counts.
+		Watches(&v1alpha1.ApiToken{}, teamsOfTokenAfter(r.Coalesce), builder.WithPredicates(ignoreLastUsedOnly)).
 		Named("team").
 		Complete(r)
 }

@@ -301,8 +301,8 @@ func recordsOf(key types.NamespacedName, tok *v1alpha1.ApiToken) []*record {
 	}
 	creator := st.Creator.DeepCopy()
 	if creator == nil {
-		// An unreadable annotation leaves the creator unknown, which
-		// resolves a Wildcard token to no teams: the safe side.
+		// An unreadable annotation leaves the creator unknown, which the
+		// verifier refuses: the safe side.
 		creator, _ = authz.CreatorOf(tok)
 	}
 	// Teams and scopes share one copy, each capped so that appending to one

@@ -73,9 +73,17 @@ func (s *Server) Handler() http.Handler {
 	// a GET of a fixed URI, Envoy's ext_authz the client's own method with
 	// the client's path after a prefix. /verify reads only headers, so it
 	// answers any method, on /verify and every path below it.
-	mux.HandleFunc("/verify", s.serveVerify)
-	mux.HandleFunc("/verify/", s.serveVerify)
-	return mux
+	// The mux is bypassed for them: it would answer an unclean path such
+	// as //verify/x or /verify/a/../b with a redirect, which ext_authz
+	// passes to the client as a refusal of a good token.
+	verify := http.HandlerFunc(s.serveVerify)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "/verify" || strings.HasPrefix(p, "/verify/") {
+			verify.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // decision is the outcome of one request.

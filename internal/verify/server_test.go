@@ -216,6 +216,12 @@ func TestVerifyEndpoint(t *testing.T) {
 			wantHeaders: map[string]string{"X-Tokenwarden-User": "tokenwarden:payments:ci"},
 		},
 		{
+			name:        "an unclean path below /verify is answered, not redirected",
+			req:         withBearer(httptest.NewRequest(http.MethodGet, "/verify//orders/../42", nil), f.good),
+			wantStatus:  http.StatusOK,
+			wantHeaders: map[string]string{"X-Tokenwarden-User": "tokenwarden:payments:ci"},
+		},
+		{
 			name:       "a path below /verify without a token",
 			req:        get("/verify/extra"),
 			wantStatus: http.StatusUnauthorized,

@@ -56,7 +56,13 @@ func NewTeamTable() *TeamTable {
 func (t *TeamTable) Upsert(team *v1alpha1.Team) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	old, known := t.teams[team.Name]
 	t.teams[team.Name] = team
+	// Only the spec matters to verification, and a status write (every
+	// second of a busy team) leaves the generation as it was.
+	if known && old.UID == team.UID && old.Generation == team.Generation {
+		return
+	}
 	t.publish()
 }
 
@@ -69,13 +75,23 @@ func (t *TeamTable) Delete(name string) {
 }
 
 // MarkSynced says every Team that existed at start has been delivered.
-func (t *TeamTable) MarkSynced() { t.synced.Store(true) }
+func (t *TeamTable) MarkSynced() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.synced.Store(true)
+	t.publish()
+}
 
 // Synced reports whether MarkSynced was called.
 func (t *TeamTable) Synced() bool { return t.synced.Load() }
 
-// publish replaces the snapshot; t.mu must be held.
+// publish replaces the snapshot; t.mu must be held. Until the table is
+// synced nobody reads it, so the initial list is published once, not once
+// per Team.
 func (t *TeamTable) publish() {
+	if !t.synced.Load() {
+		return
+	}
 	snap := &TeamSnapshot{ByName: make(authz.Teams, len(t.teams)), Names: make([]string, 0, len(t.teams))}
 	for name, team := range t.teams {
 		snap.ByName[name] = team
