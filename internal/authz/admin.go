@@ -56,12 +56,26 @@ type RememberingAdminChecker struct {
 
 	mu      sync.Mutex
 	answers map[string]rememberedAnswer
+	// asking holds the questions on their way to Checker, so requests that
+	// need the same answer at once wait for one review rather than each
+	// sending their own.
+	asking map[string]*question
 	// epoch counts Forget calls, so an answer asked for before an RBAC
 	// change is not remembered after it.
 	epoch uint64
 }
 
-// IsAdmin implements AdminChecker.
+// question is a review in flight; done closes when admin and err are set.
+type question struct {
+	done  chan struct{}
+	admin bool
+	err   error
+}
+
+// IsAdmin implements AdminChecker. When asking again fails (the API server
+// is unreachable), an answer that merely outlived TTL is still given: it
+// was true when last asked and no RBAC change has been seen since. An
+// answer dropped by Forget is never given again.
 func (r *RememberingAdminChecker) IsAdmin(ctx context.Context, user *v1alpha1.UserIdentity) (bool, error) {
 	if user == nil || user.Username == "" {
 		return false, nil
@@ -70,24 +84,51 @@ func (r *RememberingAdminChecker) IsAdmin(ctx context.Context, user *v1alpha1.Us
 	now := time.Now()
 	r.mu.Lock()
 	remembered, ok := r.answers[key]
-	epoch := r.epoch
-	r.mu.Unlock()
 	if ok && (r.TTL == 0 || now.Sub(remembered.at) < r.TTL) {
+		r.mu.Unlock()
 		return remembered.admin, nil
 	}
-	answer, err := r.Checker.IsAdmin(ctx, user)
-	if err != nil {
-		return false, err
+	q, inFlight := r.asking[key]
+	if !inFlight {
+		q = &question{done: make(chan struct{})}
+		if r.asking == nil {
+			r.asking = map[string]*question{}
+		}
+		r.asking[key] = q
+		go r.ask(key, user, q, r.epoch, now)
 	}
+	r.mu.Unlock()
+
+	select {
+	case <-q.done:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	if q.err != nil {
+		if ok {
+			return remembered.admin, nil
+		}
+		return false, q.err
+	}
+	return q.admin, nil
+}
+
+// ask puts one question to Checker on behalf of everyone waiting for it.
+// It does not use a waiter's context, which may end before the others'.
+func (r *RememberingAdminChecker) ask(key string, user *v1alpha1.UserIdentity, q *question, epoch uint64, at time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	q.admin, q.err = r.Checker.IsAdmin(ctx, user)
 	r.mu.Lock()
-	if r.epoch == epoch {
+	defer r.mu.Unlock()
+	delete(r.asking, key)
+	if q.err == nil && r.epoch == epoch {
 		if r.answers == nil {
 			r.answers = map[string]rememberedAnswer{}
 		}
-		r.answers[key] = rememberedAnswer{admin: answer, at: now}
+		r.answers[key] = rememberedAnswer{admin: q.admin, at: at}
 	}
-	r.mu.Unlock()
-	return answer, nil
+	close(q.done)
 }
 
 // rememberedAnswer is an answer and when it was asked for.

@@ -2,6 +2,9 @@ package authz
 
 import (
 	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,4 +79,55 @@ func TestImpactAsksOncePerCreator(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(got).To(HaveLen(100))
 	g.Expect(checker.asked).To(Equal(2), "one review per creator")
+}
+
+// slowChecker answers after release closes, counting questions, and fails
+// when err is set.
+type slowChecker struct {
+	release chan struct{}
+	asked   atomic.Int32
+	err     error
+}
+
+func (c *slowChecker) IsAdmin(context.Context, *v1alpha1.UserIdentity) (bool, error) {
+	c.asked.Add(1)
+	<-c.release
+	return true, c.err
+}
+
+func TestRememberingAdminCheckerAsksOnceForConcurrentRequests(t *testing.T) {
+	g := NewWithT(t)
+	inner := &slowChecker{release: make(chan struct{})}
+	r := &RememberingAdminChecker{Checker: inner}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			admin, err := r.IsAdmin(context.Background(), user("root"))
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(admin).To(BeTrue())
+		}()
+	}
+	g.Eventually(inner.asked.Load).Should(BeEquivalentTo(1))
+	close(inner.release)
+	wg.Wait()
+	g.Expect(inner.asked.Load()).To(BeEquivalentTo(1), "one review for twenty requests")
+}
+
+func TestRememberingAdminCheckerWhenAskingFails(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	inner := &slowChecker{release: make(chan struct{})}
+	close(inner.release)
+	r := &RememberingAdminChecker{Checker: inner, TTL: time.Millisecond}
+	g.Expect(r.IsAdmin(ctx, user("root"))).To(BeTrue())
+
+	time.Sleep(2 * time.Millisecond)
+	inner.err = errors.New("the API server is unreachable")
+	g.Expect(r.IsAdmin(ctx, user("root"))).To(BeTrue(), "an answer past its TTL outlasts an outage")
+
+	r.Forget()
+	_, err := r.IsAdmin(ctx, user("root"))
+	g.Expect(err).To(MatchError(inner.err), "after an RBAC change nothing old is given")
 }

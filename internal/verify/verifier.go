@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -128,9 +129,13 @@ func (v *Verifier) verify(ctx context.Context, value string, vd *verdict) {
 	}
 	teams, reason, err := v.standing(ctx, r)
 	if err != nil {
-		// The error is about the Team cache or SubjectAccessReview and
+		// The error is about the Team table or SubjectAccessReview and
 		// never contains the value; the ApiToken's name says which token.
-		log.FromContext(ctx).Error(err, "Cannot resolve the teams of a token", "apiToken", e.Key.String())
+		// A table still filling at start is expected (readiness keeps
+		// Services away meanwhile) and not worth a line per request.
+		if !errors.Is(err, errTeamsNotSynced) {
+			log.FromContext(ctx).Error(err, "Cannot resolve the teams of a token", "apiToken", e.Key.String())
+		}
 		vd.reason = ReasonUnavailable
 		return
 	}

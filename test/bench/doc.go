@@ -58,7 +58,8 @@ var goals = []goal{
 	{key: "startup_ready_s", what: "start → ready (`/readyz`) with 10,000 tokens (s)"},
 	{key: "crash_cycles", what: "SIGKILL cycles during issuance, recreation and invalidation", op: ">=", target: 200,
 		detail: func(r results) string {
-			return fmt.Sprintf("%v tokens, %v recreates, %v invalidations; slowest catch-up %v s", r["crash_tokens"], r["crash_recreates"], r["crash_invalidations"], r["crash_max_settle_s"])
+			return fmt.Sprintf("%s killed while tokens were being worked on; %s tokens, %s recreates, %s invalidations; slowest catch-up %s s; watch gaps %s",
+				show(r["crash_cycles_mid_work"]), show(r["crash_tokens"]), show(r["crash_recreates"]), show(r["crash_invalidations"]), show(r["crash_max_settle_s"]), show(r["watch_gaps"]))
 		}},
 	{key: "tokens_lost", what: "Active tokens without their value, after any cycle", op: "<=", target: 0},
 	{key: "tokens_double_issued", what: "delivered values replaced without a recreate", op: "<=", target: 0},

@@ -500,6 +500,8 @@ func faultFigures(ctx context.Context, o options, dir, binary string, res result
 	res["crash_recreates"] = report.Recreates
 	res["crash_invalidations"] = report.Invalidated
 	res["crash_max_settle_s"] = round(report.MaxSettle.Seconds(), 2)
+	res["crash_cycles_mid_work"] = report.KilledMidWork
+	res["watch_gaps"] = report.WatchGaps
 	if len(report.Problems) > 0 {
 		res["crash_problems"] = report.Problems
 	}

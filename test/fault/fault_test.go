@@ -76,6 +76,13 @@ func TestSIGKILLDuringIssuanceRecreationAndInvalidation(t *testing.T) {
 	if report.Recreates == 0 || report.Invalidated == 0 {
 		t.Errorf("every scenario must run: %d recreates, %d invalidations", report.Recreates, report.Invalidated)
 	}
+	// Kills that always land after the work is done would prove nothing.
+	if report.KilledMidWork == 0 {
+		t.Errorf("no kill of %d landed while tokens were being worked on", report.Cycles)
+	}
+	if report.WatchGaps != 0 {
+		t.Errorf("the record of delivered values missed events %d times: a double issuance could have gone unseen", report.WatchGaps)
+	}
 	if report.TokensLost != 0 || report.DoubleIssued != 0 || report.Stuck != 0 {
 		t.Errorf("lost %d, issued twice %d, stuck %d: %v", report.TokensLost, report.DoubleIssued, report.Stuck, report.Problems)
 	}

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -51,6 +52,8 @@ type Cluster struct {
 	WebhookPort int
 	// Webhooks says whether admission webhooks are installed.
 	Webhooks bool
+	// WatchGaps counts the times a Watch missed events (see Watch).
+	WatchGaps atomic.Int64
 
 	env *envtest.Environment
 	dir string

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -38,6 +39,12 @@ type FaultReport struct {
 	TokensLost   int `json:"tokens_lost"`
 	DoubleIssued int `json:"tokens_double_issued"`
 	Stuck        int `json:"tokens_stuck"`
+	// KilledMidWork counts the cycles whose kill found tokens unsettled,
+	// so the kills are known to have landed in the middle of the work.
+	KilledMidWork int `json:"crash_cycles_mid_work"`
+	// WatchGaps counts the times the record of delivered values missed
+	// events; with a gap, a double issuance could go unseen.
+	WatchGaps int64 `json:"watch_gaps"`
 	// MaxSettle is the longest a restarted operator took to catch up.
 	MaxSettle time.Duration `json:"-"`
 	// Problems names the first few tokens that broke an invariant.
@@ -150,12 +157,16 @@ func RunFaults(ctx context.Context, c *Cluster, binary, namespace string, o Faul
 		}
 		delay := time.Duration(rng.Int64N(int64(o.MaxDelay) + 1))
 		time.Sleep(delay)
+		// The moment before the kill, was work in flight?
+		if before, err := c.CheckTokens(ctx, namespace); err == nil && len(stillValid(before))+len(before.Unsettled)+len(before.Lost) > 0 {
+			report.KilledMidWork++
+		}
 		op.Kill()
 		if op, err = start(); err != nil {
 			return report, err
 		}
 		check, took, err := c.WaitSettled(ctx, namespace, o.Settle, stillValid)
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrNotSettled) {
 			return report, err
 		}
 		report.Cycles++
@@ -172,6 +183,7 @@ func RunFaults(ctx context.Context, c *Cluster, binary, namespace string, o Faul
 		}
 	}
 	report.Tokens = created
+	report.WatchGaps = c.WatchGaps.Load()
 	// A Secret may hold a new value only on a recreate: more distinct
 	// values than 1 + recreates is a delivered value replaced.
 	for _, name := range active {

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -117,23 +118,32 @@ func (c *Cluster) CreateSecrets(ctx context.Context, namespace, prefix string, n
 
 // Watch calls fn with every event of list's kind matching opts until ctx
 // ends, starting again where it left off whenever the API server closes
-// the watch. It starts with a list, whose items arrive as Added.
+// the watch. It starts with a list, whose items arrive as Added. When the
+// API server no longer has the events since the last one seen (410 Gone),
+// it lists again and counts a gap in WatchGaps: events in between were
+// missed, which a check that relies on every event must treat as a failure.
 func (c *Cluster) Watch(ctx context.Context, list client.ObjectList, fn func(watch.EventType, client.Object), opts ...client.ListOption) error {
 	wc, err := client.NewWithWatch(c.Config, client.Options{Scheme: c.Admin.Scheme()})
 	if err != nil {
 		return err
 	}
-	if err := wc.List(ctx, list, opts...); err != nil {
-		return err
+	relist := func() (string, error) {
+		if err := wc.List(ctx, list, opts...); err != nil {
+			return "", err
+		}
+		items, err := metaItems(list)
+		if err != nil {
+			return "", err
+		}
+		for _, obj := range items {
+			fn(watch.Added, obj)
+		}
+		return list.GetResourceVersion(), nil
 	}
-	items, err := metaItems(list)
+	rv, err := relist()
 	if err != nil {
 		return err
 	}
-	for _, obj := range items {
-		fn(watch.Added, obj)
-	}
-	rv := list.GetResourceVersion()
 	go func() {
 		for ctx.Err() == nil {
 			w, err := wc.Watch(ctx, list, append(opts, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}})...)
@@ -142,15 +152,22 @@ func (c *Cluster) Watch(ctx context.Context, list client.ObjectList, fn func(wat
 				continue
 			}
 			for ev := range w.ResultChan() {
+				if ev.Type == watch.Error {
+					if apierrors.IsResourceExpired(apierrors.FromObject(ev.Object)) || apierrors.IsGone(apierrors.FromObject(ev.Object)) {
+						c.WatchGaps.Add(1)
+						if fresh, err := relist(); err == nil {
+							rv = fresh
+						}
+					}
+					time.Sleep(100 * time.Millisecond)
+					break
+				}
 				obj, ok := ev.Object.(client.Object)
 				if !ok {
 					continue
 				}
 				rv = obj.GetResourceVersion()
-				if ev.Type == watch.Bookmark || ev.Type == watch.Error {
-					if status, ok := ev.Object.(*metav1.Status); ok && status.Code == 410 {
-						rv = "" // too old: start from now
-					}
+				if ev.Type == watch.Bookmark {
 					continue
 				}
 				fn(ev.Type, obj)
@@ -295,6 +312,10 @@ func (c *Cluster) CheckTokens(ctx context.Context, namespace string) (Check, err
 	return ch, nil
 }
 
+// ErrNotSettled is WaitSettled's error when time ran out; the Check it
+// returns says which tokens were not settled.
+var ErrNotSettled = errors.New("tokens did not settle")
+
 // WaitSettled polls CheckTokens until every token is settled and want,
 // if given, names no token still to reach its expected phase.
 func (c *Cluster) WaitSettled(ctx context.Context, namespace string, timeout time.Duration, want func(Check) []string) (Check, time.Duration, error) {
@@ -311,7 +332,7 @@ func (c *Cluster) WaitSettled(ctx context.Context, namespace string, timeout tim
 			return ch, time.Since(start), nil
 		}
 		if time.Since(start) > timeout {
-			return ch, time.Since(start), nil
+			return ch, time.Since(start), fmt.Errorf("%w after %v: %d unsettled, %d lost", ErrNotSettled, timeout, len(ch.Unsettled), len(ch.Lost))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
