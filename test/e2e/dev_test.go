@@ -129,9 +129,13 @@ func (d *devProcess) secretValue(name string) string {
 
 // recordIssued reads the value of ApiToken name, so that the leak scan
 // covers a value that is removed (expired, invalidated) before the end.
+// The status is written a moment before the Secret, so it waits for the
+// value rather than reading once.
 func (d *devProcess) recordIssued(name string) {
 	GinkgoHelper()
-	d.secretValue(d.token(name, "{.status.secretRef.name}"))
+	secret := d.token(name, "{.status.secretRef.name}")
+	Eventually(func() string { return d.secretValueOrEmpty(secret) }, 10*time.Second, 20*time.Millisecond).
+		ShouldNot(BeEmpty(), "Secret payments/%s holds no value", secret)
 }
 
 // manifest is an ApiToken in the payments namespace with spec lines.
