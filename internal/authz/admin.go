@@ -95,7 +95,9 @@ func (r *RememberingAdminChecker) IsAdmin(ctx context.Context, user *v1alpha1.Us
 			r.asking = map[string]*question{}
 		}
 		r.asking[key] = q
-		go r.ask(key, user, q, r.epoch, now)
+		// The review outlives this request if it must: others may be
+		// waiting for it after this one has given up.
+		go r.ask(context.WithoutCancel(ctx), key, user, q, r.epoch, now)
 	}
 	r.mu.Unlock()
 
@@ -113,10 +115,10 @@ func (r *RememberingAdminChecker) IsAdmin(ctx context.Context, user *v1alpha1.Us
 	return q.admin, nil
 }
 
-// ask puts one question to Checker on behalf of everyone waiting for it.
-// It does not use a waiter's context, which may end before the others'.
-func (r *RememberingAdminChecker) ask(key string, user *v1alpha1.UserIdentity, q *question, epoch uint64, at time.Time) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+// ask puts one question to Checker on behalf of everyone waiting for it,
+// with ctx's values but not its cancellation, bounded by its own timeout.
+func (r *RememberingAdminChecker) ask(ctx context.Context, key string, user *v1alpha1.UserIdentity, q *question, epoch uint64, at time.Time) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	q.admin, q.err = r.Checker.IsAdmin(ctx, user)
 	r.mu.Lock()
