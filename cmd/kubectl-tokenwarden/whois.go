@@ -13,7 +13,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -144,19 +143,12 @@ func whoisTarget(e *env, o *options) (*verifyTarget, error) {
 // directTarget sends the token to rawURL's /verify, trusting only caFile's
 // certificates if given.
 func directTarget(rawURL, caFile string) (*verifyTarget, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	u, err := verifyclient.Endpoint(rawURL)
+	if err != nil {
 		return nil, withCode(exitUsage, fmt.Errorf("--verify-url %q: want https://host[:port][/path]", rawURL))
 	}
 	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
 		return nil, withCode(exitUsage, fmt.Errorf("--verify-url %q: use https; over http the token would cross the network in clear", rawURL))
-	}
-	// As verifyclient does: a URL already ending in /verify, as the local
-	// mode's does, is the endpoint itself.
-	if p := strings.TrimSuffix(u.Path, "/"); strings.HasSuffix(p, "/verify") {
-		u.Path, u.RawPath = p, ""
-	} else {
-		u = u.JoinPath("verify")
 	}
 
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}

@@ -350,18 +350,29 @@ func (c *Client) fetch(ctx context.Context, token string) (*Identity, error) {
 
 // endpoint is the URL of /verify under c.URL.
 func (c *Client) endpoint() (string, error) {
-	u, err := url.Parse(c.URL)
+	u, err := Endpoint(c.URL)
 	if err != nil {
-		return "", fmt.Errorf("verifyclient: bad URL: %w", err)
+		return "", fmt.Errorf("verifyclient: %w", err)
+	}
+	return u.String(), nil
+}
+
+// Endpoint is the URL of /verify for a verification server's URL: the URL
+// itself when it already ends in /verify (as the local mode's
+// TOKENWARDEN_VERIFY_URL does), else /verify under it.
+func Endpoint(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("bad URL: %w", err)
 	}
 	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "", fmt.Errorf("verifyclient: bad URL %q: want https://host[:port][/path]", c.URL)
+		return nil, fmt.Errorf("bad URL %q: want https://host[:port][/path]", raw)
 	}
 	if p := strings.TrimSuffix(u.Path, "/"); strings.HasSuffix(p, "/verify") {
 		u.Path, u.RawPath = p, ""
-		return u.String(), nil
+		return u, nil
 	}
-	return u.JoinPath("verify").String(), nil
+	return u.JoinPath("verify"), nil
 }
 
 func (c *Client) clock() time.Time {

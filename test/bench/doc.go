@@ -132,9 +132,9 @@ How each is measured:
 - **Expiry**: a watch on the Secrets records when each loses its value; expiresAt has
   whole seconds.
 - **Memory**: VmRSS of the operator process, after 10–15 s of quiet.
-- **Crashes**: the operator is killed with SIGKILL at a random moment (0–600 ms) after
-  the harness starts creating, recreating (spec.recreate) or invalidating (owner removed)
-  30 tokens, then restarted; after each cycle every token must settle within a minute,
+- **Crashes**: the operator is killed with SIGKILL at a random moment (0–600 ms; every
+  fourth cycle at once) after the harness creates, recreates (spec.recreate) or
+  invalidates (owner removed) 30 tokens, then restarted; after each cycle every token must settle within a minute,
   every Active token's Secret must hold the value status.tokenHash describes, and a watch
   that outlives every process must have seen no Secret hold more values than 1 + its
   recreates.

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"os"
@@ -231,7 +232,7 @@ func clusterFigures(ctx context.Context, o options, dir, binary string, res resu
 	if err != nil {
 		return err
 	}
-	flood, err := harness.Flood(ctx, op, slices.Collect(mapsValues(values)), 10*time.Second)
+	flood, err := harness.Flood(ctx, op, slices.Collect(maps.Values(values)), 10*time.Second)
 	if err != nil {
 		return err
 	}
@@ -623,16 +624,6 @@ func round(v float64, digits int) float64 {
 }
 
 func mb(b int64) float64 { return round(float64(b)/(1<<20), 1) }
-
-func mapsValues(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for _, v := range m {
-			if !yield(v) {
-				return
-			}
-		}
-	}
-}
 
 func writeJSON(path string, res results) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {

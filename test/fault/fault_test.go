@@ -6,8 +6,10 @@ package fault
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -162,11 +164,7 @@ func TestFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var good []string
-	for _, v := range values {
-		good = append(good, v)
-	}
-	r, err := harness.Flood(ctx, op, good, 3*time.Second)
+	r, err := harness.Flood(ctx, op, slices.Collect(maps.Values(values)), 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -156,6 +156,12 @@ func RunFaults(ctx context.Context, c *Cluster, binary, namespace string, o Faul
 			what = fmt.Sprintf("invalidating %d", len(doomedTokens[team]))
 		}
 		delay := time.Duration(rng.Int64N(int64(o.MaxDelay) + 1))
+		if cycle%4 == 3 {
+			// Every fourth kill follows the writes at once, so some kills
+			// surely land while the batch is being worked on, whatever
+			// the machine's speed.
+			delay = 0
+		}
 		time.Sleep(delay)
 		// The moment before the kill, was work in flight?
 		if before, err := c.CheckTokens(ctx, namespace); err == nil && len(stillValid(before))+len(before.Unsettled)+len(before.Lost) > 0 {

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -175,9 +176,15 @@ func (op *Operator) WaitReady(ctx context.Context, timeout time.Duration) (time.
 // behind the trusted loopback proxy, and returns the status code and the
 // refusal reason header.
 func (op *Operator) Verify(ctx context.Context, value, forwardedFor string) (int, string, error) {
+	code, header, err := op.VerifyHeaders(ctx, value, forwardedFor)
+	return code, header.Get("X-Tokenwarden-Reason"), err
+}
+
+// VerifyHeaders is Verify returning every response header.
+func (op *Operator) VerifyHeaders(ctx context.Context, value, forwardedFor string) (int, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, op.VerifyURL+"/verify", nil)
 	if err != nil {
-		return 0, "", err
+		return 0, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+value)
 	if forwardedFor != "" {
@@ -185,16 +192,12 @@ func (op *Operator) Verify(ctx context.Context, value, forwardedFor string) (int
 	}
 	resp, err := op.client.Do(req)
 	if err != nil {
-		return 0, "", err
+		return 0, nil, err
 	}
 	defer func() { _ = resp.Body.Close() }()
-	_, _ = bufio.NewReader(resp.Body).WriteTo(discard{})
-	return resp.StatusCode, resp.Header.Get("X-Tokenwarden-Reason"), nil
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header, nil
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // IsLeader reads controller-runtime's leader gauge from the metrics.
 func (op *Operator) IsLeader(ctx context.Context) (bool, error) {
