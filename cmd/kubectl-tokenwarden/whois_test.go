@@ -72,7 +72,7 @@ func answerVerify(w http.ResponseWriter, token string) {
 	case goodToken:
 		expires := now.Add(3*24*time.Hour + 4*time.Hour)
 		writeTestJSON(w, http.StatusOK, verifyclient.Identity{
-			User: "tokenwarden:payments:jane-ci", Name: "jane-ci", Namespace: "payments",
+			User: "tokenwarden:payments:jane-ci:6f1c1f3e-8d4a-4a57-9a39-0c6b1e1f2a10", Name: "jane-ci", Namespace: "payments",
 			UID: "6f1c1f3e-8d4a-4a57-9a39-0c6b1e1f2a10", Type: "Team",
 			Teams: []string{"payments", "billing"}, Scopes: []string{"orders:read", "orders:list"},
 			ExpiresAt: &expires, Creator: "alice",
@@ -120,7 +120,7 @@ Teams:    payments, billing
 Scopes:   orders:read, orders:list
 Creator:  alice
 Expires:  2026-03-04T16:00:00Z (in 3d4h)
-User:     tokenwarden:payments:jane-ci
+User:     tokenwarden:payments:jane-ci:6f1c1f3e-8d4a-4a57-9a39-0c6b1e1f2a10
 UID:      6f1c1f3e-8d4a-4a57-9a39-0c6b1e1f2a10
 `
 

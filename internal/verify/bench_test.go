@@ -27,7 +27,7 @@ func benchIndex(tb testing.TB, n int) (*Index, string) {
 	for i := range n {
 		v := newValue(tb, v1alpha1.TeamTokenType)
 		ix.Upsert(issued("tok-"+strconv.Itoa(i), "ns", v, opts,
-			withStatusCreator("jane@example.com"), withExpiry(time.Now().Add(time.Hour))))
+			withCreator("jane@example.com"), withExpiry(time.Now().Add(time.Hour))))
 		if i == n/2 {
 			target = v
 		}
@@ -39,8 +39,8 @@ func benchIndex(tb testing.TB, n int) (*Index, string) {
 // for, so the creator's standing is checked against a realistic table.
 func benchTeams() TeamSource {
 	teams := []*v1alpha1.Team{
-		builder.Team("payments", builder.WithOwners(builder.User("jane@example.com"))),
-		builder.Team("orders", builder.WithOwners(builder.Group("order-leads"), builder.User("jane@example.com"))),
+		builder.Team("payments", builder.WithOwners(builder.User("jane@example.com")), builder.WithNamespaces("ns", "payments")),
+		builder.Team("orders", builder.WithOwners(builder.Group("order-leads"), builder.User("jane@example.com")), builder.WithNamespaces("ns", "payments")),
 	}
 	for i := range 98 {
 		teams = append(teams, builder.Team("team-"+strconv.Itoa(i), builder.WithOwners(builder.User("owner-"+strconv.Itoa(i)))))
@@ -80,7 +80,7 @@ func BenchmarkVerifyHTTP(b *testing.B) {
 
 func BenchmarkBareHTTP(b *testing.B) {
 	_, value := benchIndex(b, 1)
-	body := []byte(`{"user":"tokenwarden:ns:tok-0","name":"tok-0","namespace":"ns","type":"Team"}` + "\n")
+	body := []byte(`{"user":"tokenwarden:ns:tok-0:uid-tok-0","name":"tok-0","namespace":"ns","type":"Team"}` + "\n")
 	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(body)

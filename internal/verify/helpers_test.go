@@ -27,39 +27,58 @@ func newValue(tb testing.TB, typ v1alpha1.ApiTokenType) string {
 	return v
 }
 
-// statusOption changes the status of an ApiToken under construction.
-type statusOption func(*v1alpha1.ApiTokenStatus)
+// tokenOption changes an ApiToken under construction, after its builder
+// options: its status, or what the admission webhook would have stamped.
+type tokenOption func(*v1alpha1.ApiToken)
 
-func withPhase(p v1alpha1.ApiTokenPhase) statusOption {
-	return func(s *v1alpha1.ApiTokenStatus) { s.Phase = p }
+func withPhase(p v1alpha1.ApiTokenPhase) tokenOption {
+	return func(t *v1alpha1.ApiToken) { t.Status.Phase = p }
 }
 
-func withExpiry(at time.Time) statusOption {
-	return func(s *v1alpha1.ApiTokenStatus) { mt := metav1.NewTime(at); s.ExpiresAt = &mt }
+func withExpiry(at time.Time) tokenOption {
+	return func(t *v1alpha1.ApiToken) { mt := metav1.NewTime(at); t.Status.ExpiresAt = &mt }
 }
 
-func withPrevious(value string, until time.Time) statusOption {
-	return func(s *v1alpha1.ApiTokenStatus) {
-		s.Previous = &v1alpha1.PreviousToken{TokenHash: token.Hash(value), ExpiresAt: metav1.NewTime(until)}
+func withPrevious(value string, until time.Time) tokenOption {
+	return func(t *v1alpha1.ApiToken) {
+		t.Status.Previous = &v1alpha1.PreviousToken{TokenHash: token.Hash(value), ExpiresAt: metav1.NewTime(until)}
 	}
 }
 
-func withStatusCreator(username string, groups ...string) statusOption {
-	return func(s *v1alpha1.ApiTokenStatus) {
-		s.Creator = &v1alpha1.UserIdentity{Username: username, Groups: groups}
+// withCreator records username (with groups) in the creator annotation, as
+// the admission webhook does at CREATE: the only creator the Index reads.
+func withCreator(username string, groups ...string) tokenOption {
+	return func(t *v1alpha1.ApiToken) { b.WithCreator(username, groups...)(t) }
+}
+
+// withoutCreator drops the creator annotation, as on an ApiToken created
+// while the webhook was absent.
+func withoutCreator() tokenOption {
+	return func(t *v1alpha1.ApiToken) { delete(t.Annotations, v1alpha1.CreatorAnnotation) }
+}
+
+// withStatusCreator sets status.creator, which the Index must ignore.
+func withStatusCreator(username string, groups ...string) tokenOption {
+	return func(t *v1alpha1.ApiToken) {
+		t.Status.Creator = &v1alpha1.UserIdentity{Username: username, Groups: groups}
 	}
+}
+
+// withUID sets metadata.uid, which issued derives from the name otherwise.
+func withUID(uid types.UID) tokenOption {
+	return func(t *v1alpha1.ApiToken) { t.UID = uid }
 }
 
 // issued returns an Active ApiToken whose current value is value.
-func issued(name, ns, value string, opts []b.ApiTokenOption, status ...statusOption) *v1alpha1.ApiToken {
+func issued(name, ns, value string, opts []b.ApiTokenOption, more ...tokenOption) *v1alpha1.ApiToken {
 	tok := b.ApiToken(name, ns, opts...)
 	tok.UID = types.UID("uid-" + name)
 	tok.Status.Phase = v1alpha1.PhaseActive
 	if value != "" {
 		tok.Status.TokenHash = token.Hash(value)
 	}
-	for _, o := range status {
-		o(&tok.Status)
+	for _, o := range more {
+		o(tok)
 	}
 	return tok
 }

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
@@ -43,11 +44,17 @@ type Entry struct {
 	Teams []string
 	// Scopes is spec.scopes.
 	Scopes []string
-	// Creator is status.creator, or the creator annotation when the status
-	// does not carry it yet.
+	// Creator is the identity in the creator annotation, which the
+	// admission webhook stamps at CREATE and keeps from changing; nil when
+	// the annotation is missing or unreadable. status.creator is never
+	// read: whoever may write status could otherwise name an admin there
+	// and borrow their standing.
 	Creator *v1alpha1.UserIdentity
 	// Phase is the ApiToken's status.phase.
 	Phase v1alpha1.ApiTokenPhase
+	// IssuedAt is status.issuedAt, the instant a Wildcard token's lifetime
+	// counts from when the verifier checks it against team policies.
+	IssuedAt time.Time
 	// ExpiresAt is when this digest stops verifying; nil means never.
 	ExpiresAt *time.Time
 	// Previous is true when this digest is status.previous: a replaced value
@@ -75,7 +82,10 @@ type record struct {
 	entry  Entry
 	// expiresAt backs entry.ExpiresAt, saving it an allocation of its own.
 	expiresAt time.Time
-	// user is Identity.User.
+	// user is Identity.User, "tokenwarden:<namespace>:<name>:<uid>". The
+	// uid is part of it so that an ApiToken deleted and created again under
+	// the same name, whatever its type, is another user and inherits none
+	// of the RBAC bindings made for the old one.
 	user string
 	// teams are the teams a verification answers when they do not depend
 	// on the request time; never nil, so JSON says [] not null. dynamicTeams
@@ -84,6 +94,10 @@ type record struct {
 	dynamicTeams bool
 	// scopes are Entry.Scopes, never nil.
 	scopes []string
+	// spec is what team policies judge of a Wildcard token (its scopes and
+	// its effective expiry), built once so a verification allocates
+	// nothing for it.
+	spec v1alpha1.ApiTokenSpec
 	// teamsHeader and scopesHeader are teams and scopes joined with commas,
 	// the values of X-Tokenwarden-Teams and X-Tokenwarden-Scopes.
 	teamsHeader  string
@@ -107,6 +121,13 @@ func newRecord(sum digestKey, digest string, e Entry, expiresAt *time.Time) *rec
 	case v1alpha1.AdminTokenType, v1alpha1.WildcardTokenType:
 		// Decided at request time, from the Teams there are then.
 		r.dynamicTeams = true
+		r.spec = v1alpha1.ApiTokenSpec{Type: e.Type}
+		for _, scope := range e.Scopes {
+			r.spec.Scopes = append(r.spec.Scopes, v1alpha1.ScopeString(scope))
+		}
+		if expiresAt != nil {
+			r.spec.ExpiresAt = &metav1.Time{Time: *expiresAt}
+		}
 	default:
 		// A type this version does not know speaks for no team.
 		r.teams = noStrings
@@ -114,12 +135,14 @@ func newRecord(sum digestKey, digest string, e Entry, expiresAt *time.Time) *rec
 	// The strings are cut from one, so the Index holds, and the garbage
 	// collector marks, one object per record for them rather than four.
 	var b strings.Builder
-	user := len(UserPrefix) + len(e.Key.Namespace) + 1 + len(e.Key.Name)
+	user := len(UserPrefix) + len(e.Key.Namespace) + 1 + len(e.Key.Name) + 1 + len(e.UID)
 	b.Grow(user + 2*len(time.RFC3339) + 16*(len(r.teams)+len(r.scopes)))
 	b.WriteString(UserPrefix)
 	b.WriteString(e.Key.Namespace)
 	b.WriteByte(':')
 	b.WriteString(e.Key.Name)
+	b.WriteByte(':')
+	b.WriteString(string(e.UID))
 	teams := b.Len()
 	writeJoined(&b, r.teams)
 	scopes := b.Len()
@@ -299,12 +322,13 @@ func recordsOf(key types.NamespacedName, tok *v1alpha1.ApiToken) []*record {
 	if st.TokenHash == "" || tok.DeletionTimestamp != nil {
 		return nil
 	}
-	creator := st.Creator.DeepCopy()
-	if creator == nil {
-		// An unreadable annotation leaves the creator unknown, which the
-		// verifier refuses: the safe side.
-		creator, _ = authz.CreatorOf(tok)
-	}
+	// Only the annotation counts: the webhook records it from the CREATE
+	// request and lets nobody change it, while status.creator is just a
+	// copy that anyone allowed to write status could set to an admin. An
+	// unreadable annotation leaves the creator unknown, which the verifier
+	// refuses: the safe side. CreatorOf decodes a fresh value, so nothing
+	// is shared with tok.
+	creator, _ := authz.CreatorOf(tok)
 	// Teams and scopes share one copy, each capped so that appending to one
 	// cannot write into the other.
 	lists := make([]string, 0, len(tok.Spec.Teams)+len(tok.Spec.Scopes))
@@ -321,6 +345,9 @@ func recordsOf(key types.NamespacedName, tok *v1alpha1.ApiToken) []*record {
 		Scopes:  emptyToNil(lists[nTeams:]),
 		Creator: creator,
 		Phase:   st.Phase,
+	}
+	if st.IssuedAt != nil {
+		base.IssuedAt = st.IssuedAt.Time
 	}
 	out := make([]*record, 0, 2)
 	if sum, ok := parseDigest(st.TokenHash); ok {

@@ -42,7 +42,7 @@ func TestIndex(t *testing.T) {
 		e.Previous = true
 		return e
 	}
-	withCreator := withStatusCreator("jane", "devs")
+	byJane := withCreator("jane", "devs")
 
 	tests := []struct {
 		name    string
@@ -54,27 +54,27 @@ func TestIndex(t *testing.T) {
 	}{
 		{
 			name:    "current value",
-			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, withCreator, withExpiry(expires))},
+			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, byJane, withExpiry(expires))},
 			want:    map[string]*Entry{v1: ptr(current(&expires)), v2: nil},
 			wantLen: 1,
 		},
 		{
 			name:    "no expiry means nil",
-			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, withCreator)},
+			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, byJane)},
 			want:    map[string]*Entry{v1: ptr(current(nil))},
 			wantLen: 1,
 		},
 		{
 			name:    "previous value in its overlap",
-			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v2, teamOpts, withCreator, withExpiry(expires), withPrevious(v1, overlapEnd))},
+			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v2, teamOpts, byJane, withExpiry(expires), withPrevious(v1, overlapEnd))},
 			want:    map[string]*Entry{v2: ptr(current(&expires)), v1: ptr(previous())},
 			wantLen: 2,
 		},
 		{
 			name: "upsert replaces every old digest",
 			upserts: []*v1alpha1.ApiToken{
-				issued("tok", "ns", v2, teamOpts, withCreator, withExpiry(expires), withPrevious(v1, overlapEnd)),
-				issued("tok", "ns", v3, teamOpts, withCreator, withExpiry(expires)),
+				issued("tok", "ns", v2, teamOpts, byJane, withExpiry(expires), withPrevious(v1, overlapEnd)),
+				issued("tok", "ns", v3, teamOpts, byJane, withExpiry(expires)),
 			},
 			want:    map[string]*Entry{v1: nil, v2: nil, v3: ptr(current(&expires))},
 			wantLen: 1,
@@ -82,8 +82,8 @@ func TestIndex(t *testing.T) {
 		{
 			name: "a token without tokenHash has no entries",
 			upserts: []*v1alpha1.ApiToken{
-				issued("tok", "ns", v1, teamOpts, withCreator),
-				issued("tok", "ns", "", teamOpts, withCreator),
+				issued("tok", "ns", v1, teamOpts, byJane),
+				issued("tok", "ns", "", teamOpts, byJane),
 			},
 			want:    map[string]*Entry{v1: nil},
 			wantLen: 0,
@@ -91,9 +91,9 @@ func TestIndex(t *testing.T) {
 		{
 			name: "a token being deleted has no entries",
 			upserts: []*v1alpha1.ApiToken{
-				issued("tok", "ns", v1, teamOpts, withCreator),
+				issued("tok", "ns", v1, teamOpts, byJane),
 				func() *v1alpha1.ApiToken {
-					tok := issued("tok", "ns", v1, teamOpts, withCreator)
+					tok := issued("tok", "ns", v1, teamOpts, byJane)
 					now := metav1.NewTime(t0)
 					tok.DeletionTimestamp = &now
 					return tok
@@ -105,8 +105,8 @@ func TestIndex(t *testing.T) {
 		{
 			name: "delete drops current and previous, and only them",
 			upserts: []*v1alpha1.ApiToken{
-				issued("tok", "ns", v2, teamOpts, withCreator, withPrevious(v1, overlapEnd)),
-				issued("other", "ns", other, nil, withCreator),
+				issued("tok", "ns", v2, teamOpts, byJane, withPrevious(v1, overlapEnd)),
+				issued("other", "ns", other, nil, byJane),
 			},
 			deletes: []types.NamespacedName{key("ns", "tok"), key("ns", "never-seen")},
 			want:    map[string]*Entry{v1: nil, v2: nil},
@@ -115,8 +115,8 @@ func TestIndex(t *testing.T) {
 		{
 			name: "tokens of the same name in other namespaces are apart",
 			upserts: []*v1alpha1.ApiToken{
-				issued("tok", "ns", v1, teamOpts, withCreator),
-				issued("tok", "elsewhere", v2, teamOpts, withCreator),
+				issued("tok", "ns", v1, teamOpts, byJane),
+				issued("tok", "elsewhere", v2, teamOpts, byJane),
 			},
 			deletes: []types.NamespacedName{key("elsewhere", "tok")},
 			want:    map[string]*Entry{v1: ptr(current(nil)), v2: nil},
@@ -125,8 +125,8 @@ func TestIndex(t *testing.T) {
 		{
 			name: "a digest two tokens claim verifies as neither",
 			upserts: []*v1alpha1.ApiToken{
-				issued("tok", "ns", v1, teamOpts, withCreator),
-				issued("copy", "ns", v1, teamOpts, withCreator),
+				issued("tok", "ns", v1, teamOpts, byJane),
+				issued("copy", "ns", v1, teamOpts, byJane),
 			},
 			want:    map[string]*Entry{v1: nil},
 			wantLen: 0,
@@ -134,22 +134,34 @@ func TestIndex(t *testing.T) {
 		{
 			name: "the other claimant verifies again once one is deleted",
 			upserts: []*v1alpha1.ApiToken{
-				issued("tok", "ns", v1, teamOpts, withCreator),
-				issued("copy", "ns", v1, teamOpts, withCreator),
+				issued("tok", "ns", v1, teamOpts, byJane),
+				issued("copy", "ns", v1, teamOpts, byJane),
 			},
 			deletes: []types.NamespacedName{key("ns", "copy")},
 			want:    map[string]*Entry{v1: ptr(current(nil))},
 			wantLen: 1,
 		},
 		{
-			name:    "the creator annotation stands in for status.creator",
-			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, append(teamOpts, b.WithCreator("jane", "devs")))},
+			name: "the creator is the annotation's, never status.creator's",
+			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts,
+				withCreator("jane", "devs"), withStatusCreator("boss", "system:masters"))},
 			want:    map[string]*Entry{v1: ptr(current(nil))},
 			wantLen: 1,
 		},
 		{
+			name: "status.creator does not stand in for a missing annotation",
+			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts,
+				withoutCreator(), withStatusCreator("jane", "devs"))},
+			want: map[string]*Entry{v1: func() *Entry {
+				e := current(nil)
+				e.Creator = nil
+				return &e
+			}()},
+			wantLen: 1,
+		},
+		{
 			name:    "a previous digest equal to the current one keeps the current entry",
-			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, withCreator, withPrevious(v1, overlapEnd))},
+			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, byJane, withPrevious(v1, overlapEnd))},
 			want:    map[string]*Entry{v1: ptr(current(nil))},
 			wantLen: 1,
 		},
@@ -182,14 +194,14 @@ func TestIndexCopiesOutOfTheToken(t *testing.T) {
 	g := NewWithT(t)
 	v := newValue(t, v1alpha1.TeamTokenType)
 	tok := issued("tok", "ns", v, []b.ApiTokenOption{b.TeamToken("payments"), b.WithScopes("read")},
-		withStatusCreator("jane"), withExpiry(t0))
+		withCreator("jane"), withExpiry(t0))
 	ix := NewIndex()
 	ix.Upsert(tok)
 
 	// The informer's object may be reused; the index must not change with it.
 	tok.Spec.Teams[0] = "changed"
 	tok.Spec.Scopes[0] = "changed"
-	tok.Status.Creator.Username = "changed"
+	b.WithCreator("changed")(tok)
 	tok.Status.ExpiresAt.Time = t0.Add(time.Hour)
 
 	e, ok := ix.Lookup(token.Hash(v))

@@ -22,7 +22,7 @@ func TestAppendIdentityJSON(t *testing.T) {
 	withNanos := time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.FixedZone("CET", 3600))
 	tooLate := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 	full := Identity{
-		User: "tokenwarden:payments:ci", Name: "ci", Namespace: "payments", UID: "uid-ci", Type: "Team",
+		User: "tokenwarden:payments:ci:uid-ci", Name: "ci", Namespace: "payments", UID: "uid-ci", Type: "Team",
 		Teams: []string{"payments", "orders"}, Scopes: []string{"read:orders", "write:orders"},
 		ExpiresAt: &expires, Creator: "jane@example.com",
 	}
@@ -67,7 +67,7 @@ func TestAppendIdentityJSON(t *testing.T) {
 }
 
 func FuzzAppendIdentityJSON(f *testing.F) {
-	f.Add("tokenwarden:ns:a", "jane@example.com", "payments", "read:x", int64(0))
+	f.Add("tokenwarden:ns:a:uid-a", "jane@example.com", "payments", "read:x", int64(0))
 	f.Add("a\"b", "<&>", "\xff", "\u2028", int64(1<<62))
 	f.Fuzz(func(t *testing.T, user, creator, team, scope string, unixNano int64) {
 		at := time.Unix(0, unixNano).UTC()

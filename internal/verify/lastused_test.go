@@ -54,9 +54,9 @@ func TestConcurrentUse(t *testing.T) {
 	ix := NewIndex()
 	for i := range values {
 		values[i] = newValue(t, v1alpha1.TeamTokenType)
-		ix.Upsert(issued("tok-"+strconv.Itoa(i), "ns", values[i], []b.ApiTokenOption{b.TeamToken("a")}, withStatusCreator("jane")))
+		ix.Upsert(issued("tok-"+strconv.Itoa(i), "ns", values[i], []b.ApiTokenOption{b.TeamToken("a")}, withCreator("jane")))
 	}
-	s := &Server{Verifier: &Verifier{Index: ix, Teams: teamsFunc(b.Team("a", b.WithOwners(b.User("jane"))))}, Limiter: NewLimiter(Limits{}, nil), LastUsed: NewLastUsed()}
+	s := &Server{Verifier: &Verifier{Index: ix, Teams: teamsFunc(b.Team("a", b.WithOwners(b.User("jane")), b.WithNamespaces("ns", "payments")))}, Limiter: NewLimiter(Limits{}, nil), LastUsed: NewLastUsed()}
 	ctx := context.Background()
 
 	var wg sync.WaitGroup
@@ -67,7 +67,7 @@ func TestConcurrentUse(t *testing.T) {
 				switch i % 5 {
 				case 0:
 					// Re-issuing the same value keeps it verifying.
-					ix.Upsert(issued("tok-"+strconv.Itoa((w+i)%len(values)), "ns", v, []b.ApiTokenOption{b.TeamToken("a")}, withStatusCreator("jane")))
+					ix.Upsert(issued("tok-"+strconv.Itoa((w+i)%len(values)), "ns", v, []b.ApiTokenOption{b.TeamToken("a")}, withCreator("jane")))
 				case 1:
 					s.LastUsed.Drain()
 				default:

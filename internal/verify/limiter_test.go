@@ -179,10 +179,10 @@ func TestFloodOfBadTokens(t *testing.T) {
 	g := NewWithT(t)
 	good := newValue(t, v1alpha1.TeamTokenType)
 	ix := NewIndex()
-	ix.Upsert(issued("good", "ns", good, []b.ApiTokenOption{b.TeamToken("a")}, withStatusCreator("jane")))
+	ix.Upsert(issued("good", "ns", good, []b.ApiTokenOption{b.TeamToken("a")}, withCreator("jane")))
 	clk := clocktesting.NewFakePassiveClock(t0)
 	limiter := NewLimiter(Limits{FailuresPerClient: 1, FailureBurst: 5, RequestsPerToken: 1, TokenBurst: 10, MaxClients: 500, MaxTokens: 50}, clk)
-	s := &Server{Verifier: &Verifier{Index: ix, Clock: clk, Teams: teamsFunc(b.Team("a", b.WithOwners(b.User("jane"))))}, Limiter: limiter, LastUsed: NewLastUsed()}
+	s := &Server{Verifier: &Verifier{Index: ix, Clock: clk, Teams: teamsFunc(b.Team("a", b.WithOwners(b.User("jane")), b.WithNamespaces("ns", "payments")))}, Limiter: limiter, LastUsed: NewLastUsed()}
 	ctx := context.Background()
 
 	d := s.decideUntimed(ctx, good, "192.0.2.10", true)

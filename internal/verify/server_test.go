@@ -44,15 +44,15 @@ func newFixture(t *testing.T, limits Limits) *fixture {
 	ix := NewIndex()
 	ix.Upsert(issued("ci", "payments", f.good,
 		[]b.ApiTokenOption{b.TeamToken("payments", "orders"), b.WithScopes("read:orders", "write:orders")},
-		withStatusCreator("jane@example.com", "order-leads"), withExpiry(t0.Add(time.Hour))))
-	ix.Upsert(issued("all", "payments", f.wildcard, nil, withStatusCreator("jane@example.com")))
+		withCreator("jane@example.com", "order-leads"), withExpiry(t0.Add(time.Hour))))
+	ix.Upsert(issued("all", "payments", f.wildcard, nil, withCreator("jane@example.com")))
 	ix.Upsert(issued("off", "payments", f.disabled, []b.ApiTokenOption{b.TeamToken("payments")},
 		withPhase(v1alpha1.PhaseDisabled)))
 	f.server = &Server{
 		Verifier: &Verifier{
 			Index:  ix,
 			Clock:  f.clock,
-			Teams:  teamsFunc(b.Team("payments", b.WithOwners(b.User("jane@example.com"))), b.Team("orders", b.WithOwners(b.Group("order-leads")))),
+			Teams:  teamsFunc(b.Team("payments", b.WithOwners(b.User("jane@example.com")), b.WithNamespaces("ns", "payments")), b.Team("orders", b.WithOwners(b.Group("order-leads")), b.WithNamespaces("ns", "payments"))),
 			Admins: &fakeAdmins{},
 		},
 		Limiter:  NewLimiter(limits, f.clock),
@@ -96,7 +96,7 @@ func get(target string, header ...string) *http.Request {
 func TestVerifyEndpoint(t *testing.T) {
 	f := newFixture(t, DefaultLimits())
 	goodIdentity := `{
-		"user": "tokenwarden:payments:ci", "name": "ci", "namespace": "payments", "uid": "uid-ci",
+		"user": "tokenwarden:payments:ci:uid-ci", "name": "ci", "namespace": "payments", "uid": "uid-ci",
 		"type": "Team", "teams": ["payments", "orders"], "scopes": ["read:orders", "write:orders"],
 		"expiresAt": "2030-01-02T04:04:05Z", "creator": "jane@example.com"
 	}`
@@ -115,7 +115,7 @@ func TestVerifyEndpoint(t *testing.T) {
 			wantHeaders: map[string]string{
 				"Content-Type":             "application/json",
 				"Cache-Control":            "no-store",
-				"X-Tokenwarden-User":       "tokenwarden:payments:ci",
+				"X-Tokenwarden-User":       "tokenwarden:payments:ci:uid-ci",
 				"X-Tokenwarden-Name":       "ci",
 				"X-Tokenwarden-Namespace":  "payments",
 				"X-Tokenwarden-Type":       "Team",
@@ -138,7 +138,7 @@ func TestVerifyEndpoint(t *testing.T) {
 				"X-Tokenwarden-Scopes":     "",
 				"X-Tokenwarden-Expires-At": absent,
 			},
-			wantBody: `{"user": "tokenwarden:payments:all", "name": "all", "namespace": "payments", "uid": "uid-all",
+			wantBody: `{"user": "tokenwarden:payments:all:uid-all", "name": "all", "namespace": "payments", "uid": "uid-all",
 				"type": "Wildcard", "teams": ["payments"], "scopes": [], "creator": "jane@example.com"}`,
 		},
 		{
@@ -195,7 +195,7 @@ func TestVerifyEndpoint(t *testing.T) {
 			req:         get("/verify?token=" + f.good),
 			allowQuery:  true,
 			wantStatus:  http.StatusOK,
-			wantHeaders: map[string]string{"X-Tokenwarden-User": "tokenwarden:payments:ci"},
+			wantHeaders: map[string]string{"X-Tokenwarden-User": "tokenwarden:payments:ci:uid-ci"},
 			wantBody:    goodIdentity,
 		},
 		{
@@ -207,19 +207,19 @@ func TestVerifyEndpoint(t *testing.T) {
 			name:        "any method, as Envoy's ext_authz sends the client's",
 			req:         withBearer(httptest.NewRequest(http.MethodPost, "/verify", nil), f.good),
 			wantStatus:  http.StatusOK,
-			wantHeaders: map[string]string{"X-Tokenwarden-User": "tokenwarden:payments:ci"},
+			wantHeaders: map[string]string{"X-Tokenwarden-User": "tokenwarden:payments:ci:uid-ci"},
 		},
 		{
 			name:        "a path below /verify, as ext_authz's path_prefix makes",
 			req:         withBearer(httptest.NewRequest(http.MethodDelete, "/verify/orders/42?x=1", nil), f.good),
 			wantStatus:  http.StatusOK,
-			wantHeaders: map[string]string{"X-Tokenwarden-User": "tokenwarden:payments:ci"},
+			wantHeaders: map[string]string{"X-Tokenwarden-User": "tokenwarden:payments:ci:uid-ci"},
 		},
 		{
 			name:        "an unclean path below /verify is answered, not redirected",
 			req:         withBearer(httptest.NewRequest(http.MethodGet, "/verify//orders/../42", nil), f.good),
 			wantStatus:  http.StatusOK,
-			wantHeaders: map[string]string{"X-Tokenwarden-User": "tokenwarden:payments:ci"},
+			wantHeaders: map[string]string{"X-Tokenwarden-User": "tokenwarden:payments:ci:uid-ci"},
 		},
 		{
 			name:       "a path below /verify without a token",
@@ -365,7 +365,7 @@ func TestTokenReview(t *testing.T) {
 			Status: authenticationv1.TokenReviewStatus{
 				Authenticated: true,
 				User: authenticationv1.UserInfo{
-					Username: "tokenwarden:payments:ci",
+					Username: "tokenwarden:payments:ci:uid-ci",
 					UID:      "uid-ci",
 					Groups:   []string{"tokenwarden:type:Team", "tokenwarden:team:payments", "tokenwarden:team:orders"},
 					Extra:    map[string]authenticationv1.ExtraValue{"auth.tokenwarden.io/scopes": {"read:orders", "write:orders"}},

@@ -64,7 +64,7 @@ var _ = Describe("Verification wiring", func() {
 		tok, value := issued(b.WithScopes("orders:read"))
 		id, reason := server.Verifier.Verify(ctx, value)
 		Expect(reason).To(BeEmpty())
-		Expect(id.User).To(Equal("tokenwarden:default:" + tok.Name))
+		Expect(id.User).To(Equal("tokenwarden:default:" + tok.Name + ":" + getUID(tok)))
 		Expect(id.UID).To(Equal(getUID(tok)))
 		Expect(id.Teams).To(Equal([]string{"payments"}))
 		Expect(id.Scopes).To(Equal([]string{"orders:read"}))

@@ -45,7 +45,10 @@ const (
 
 // Identity is who a token belongs to, as Tokenwarden's /verify says.
 type Identity struct {
-	// User is "tokenwarden:<namespace>:<name>".
+	// User is "tokenwarden:<namespace>:<name>:<uid>", the user name
+	// TokenReview answers too. It ends in the ApiToken's UID so that a
+	// token deleted and created again under the same name is another user,
+	// which inherits no RBAC binding or other grant made for the old one.
 	User string `json:"user"`
 	// Name and Namespace name the ApiToken.
 	Name      string `json:"name"`

@@ -27,7 +27,7 @@ func TestVerifyReturnsEveryFieldAndCachesIt(t *testing.T) {
 
 	id, err := c.Verify(context.Background(), goodToken)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(id.User).To(Equal("tokenwarden:payments:orders-reader"))
+	g.Expect(id.User).To(Equal("tokenwarden:payments:orders-reader:6f1c1f3e-8d4a-4a57-9a39-0c6b1e1f2a10"))
 	g.Expect(id.Name).To(Equal("orders-reader"))
 	g.Expect(id.Namespace).To(Equal("payments"))
 	g.Expect(id.UID).To(Equal("6f1c1f3e-8d4a-4a57-9a39-0c6b1e1f2a10"))
@@ -446,7 +446,7 @@ func TestConcurrentLookupsShareOneRequest(t *testing.T) {
 	}
 	seen := map[*Identity]bool{}
 	for id := range ids {
-		g.Expect(id.User).To(Equal("tokenwarden:payments:orders-reader"))
+		g.Expect(id.User).To(Equal("tokenwarden:payments:orders-reader:6f1c1f3e-8d4a-4a57-9a39-0c6b1e1f2a10"))
 		g.Expect(seen[id]).To(BeFalse(), "every caller gets its own copy")
 		seen[id] = true
 	}

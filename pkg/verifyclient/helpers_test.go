@@ -132,7 +132,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // never).
 func teamIdentity(expires *time.Time) *Identity {
 	return &Identity{
-		User:      "tokenwarden:payments:orders-reader",
+		User:      "tokenwarden:payments:orders-reader:6f1c1f3e-8d4a-4a57-9a39-0c6b1e1f2a10",
 		Name:      "orders-reader",
 		Namespace: "payments",
 		UID:       "6f1c1f3e-8d4a-4a57-9a39-0c6b1e1f2a10",

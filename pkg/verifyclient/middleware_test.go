@@ -59,7 +59,7 @@ func TestMiddlewareExtractsEveryHeaderForm(t *testing.T) {
 			g.Expect(rec.Code).To(Equal(http.StatusNoContent))
 			g.Expect(called).To(BeTrue())
 			g.Expect(id).NotTo(BeNil())
-			g.Expect(id.User).To(Equal("tokenwarden:payments:orders-reader"))
+			g.Expect(id.User).To(Equal("tokenwarden:payments:orders-reader:6f1c1f3e-8d4a-4a57-9a39-0c6b1e1f2a10"))
 			g.Expect(id.Scopes).To(ConsistOf("orders:read", "orders:list"))
 			// The server saw the token as a plain bearer token.
 			g.Expect(srv.callsFor(goodToken)).To(Equal(before + 1))
