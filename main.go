@@ -75,6 +75,9 @@ type options struct {
 	flushInterval   time.Duration
 	concurrency     int
 	pprofAddr       string
+	// lifecycleControllers may always delete ApiTokens and Teams.
+	lifecycleControllers []string
+	standingRecheck      time.Duration
 }
 
 func main() {
@@ -98,6 +101,16 @@ func main() {
 	flag.DurationVar(&opts.flushInterval, "last-used-flush-interval", time.Minute, "How often lastUsedAt is written: at most once per token per interval.")
 	flag.IntVar(&opts.concurrency, "max-concurrent-reconciles", 16, "How many ApiTokens are reconciled at once; the work is mostly waiting for the API server.")
 	flag.StringVar(&opts.tokenBase, "token-prefix", token.DefaultBase, "Base prefix of issued token values (lowercase letters and digits); a type letter and \"_\" follow it, e.g. \"twt_\".")
+	flag.Func("lifecycle-controllers", "Comma-separated user names of the cluster's own lifecycle controllers, which may always delete ApiTokens and Teams, so namespace deletion and garbage collection finish (default: "+strings.Join(authz.DefaultLifecycleControllers, ",")+").", func(v string) error {
+		opts.lifecycleControllers = nil
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				opts.lifecycleControllers = append(opts.lifecycleControllers, name)
+			}
+		}
+		return nil
+	})
+	flag.DurationVar(&opts.standingRecheck, "admin-standing-recheck", controllers.DefaultRecheck, "How often a token whose entitlement rests on its creator's admin standing is re-checked without any RBAC event.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -174,16 +187,19 @@ func run(ctx context.Context, opts options) error {
 	if err := (&controllers.TeamReconciler{Client: mgr.GetClient(), Coalesce: time.Second}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the Team controller: %w", err)
 	}
-	// One memory of admin answers for the reconciler and the verifier; it
-	// forgets on every cluster RBAC change (see verifyserver and the
-	// ApiToken controller's RBAC watch).
-	admins := &authz.RememberingAdminChecker{Checker: &authz.SubjectAccessReviewer{Client: mgr.GetClient()}, TTL: 30 * time.Second}
+	// One owner of admin standing for the reconciler, the webhooks and the
+	// verifier, watching cluster RBAC on every replica.
+	standing := authz.NewStanding(&authz.SubjectAccessReviewer{Client: mgr.GetClient()}, clock.RealClock{})
+	if err := standing.SetupWithManager(ctx, mgr); err != nil {
+		return fmt.Errorf("watching RBAC for admin standing: %w", err)
+	}
 	if err := (&controllers.ApiTokenReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Clock:     clock.RealClock{},
 		Format:    token.Format{Base: opts.tokenBase},
-		Admins:    admins,
+		Standing:  standing,
+		Recheck:   opts.standingRecheck,
 		Recorder:  mgr.GetEventRecorder("tokenwarden"),
 		// Reconciles of different tokens share nothing but thread-safe
 		// clients, the remembered admin answers and the metrics.
@@ -192,9 +208,11 @@ func run(ctx context.Context, opts options) error {
 		return fmt.Errorf("setting up the ApiToken controller: %w", err)
 	}
 	if opts.webhooks || local != nil {
-		// Admission asks SubjectAccessReview afresh: a replica that is not
-		// the leader does not watch RBAC, so it must not remember answers.
-		if err := webhooks.SetupWithManager(mgr, &authz.SubjectAccessReviewer{Client: mgr.GetClient()}, clock.RealClock{}); err != nil {
+		// Admission asks afresh: its answer is final for the request, and
+		// RBAC may have changed a moment before.
+		if err := webhooks.SetupWithManager(mgr, webhooks.Options{
+			Admins: standing.Fresh(), LifecycleControllers: opts.lifecycleControllers, Clock: clock.RealClock{},
+		}); err != nil {
 			return fmt.Errorf("setting up the admission webhooks: %w", err)
 		}
 	}
@@ -210,7 +228,7 @@ func run(ctx context.Context, opts options) error {
 			AllowQueryToken: opts.verifyQuery,
 			FlushInterval:   opts.flushInterval,
 			Format:          token.Format{Base: opts.tokenBase},
-			Admins:          admins,
+			Admins:          standing,
 			Limits:          verify.DefaultLimits(),
 			Clock:           clock.RealClock{},
 		}); err != nil {

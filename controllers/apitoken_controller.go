@@ -6,7 +6,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -18,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
@@ -52,8 +52,12 @@ type ApiTokenReconciler struct {
 	Clock clock.PassiveClock
 	// Format makes token values.
 	Format token.Format
-	// Admins answers admin standing (SubjectAccessReview).
-	Admins authz.AdminChecker
+	// Standing answers admin standing and tells of RBAC changes.
+	Standing *authz.Standing
+	// Recheck is how often a token whose entitlement rests on its creator's
+	// admin standing is checked again without any event, so a change no
+	// watch delivered is not missed for good; 0 means DefaultRecheck.
+	Recheck time.Duration
 	// Recorder emits Events; they never carry a value.
 	Recorder events.EventRecorder
 	// MaxConcurrentReconciles is how many tokens are reconciled at once
@@ -68,6 +72,14 @@ type ApiTokenReconciler struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles;clusterrolebindings,verbs=get;list;watch
+
+// DefaultRecheck is how often, by default, a token whose entitlement rests
+// on admin standing is checked again without any event.
+const DefaultRecheck = 10 * time.Minute
+
+// settleMargin is added to what is left of Standing's settle window, so the
+// re-check lands after the window, when answers are asked afresh.
+const settleMargin = 100 * time.Millisecond
 
 // apiTokenScope is what one reconcile knows and has decided.
 type apiTokenScope struct {
@@ -167,9 +179,12 @@ func (r *ApiTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// Only a Team's spec (owners, policy) and its deletion matter to its
 		// tokens; its status changes with every token that activates, and
 		// re-checking every token of the team each time would be quadratic.
-		Watches(&v1alpha1.Team{}, handler.EnqueueRequestsFromMapFunc(r.tokensOfTeam), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&rbacv1.ClusterRoleBinding{}, handler.EnqueueRequestsFromMapFunc(r.tokensAfterRBACChange), builder.OnlyMetadata).
-		Watches(&rbacv1.ClusterRole{}, handler.EnqueueRequestsFromMapFunc(r.tokensAfterRBACChange), builder.OnlyMetadata).
+		// A Team being deleted counts as deleted at once.
+		Watches(&v1alpha1.Team{}, handler.EnqueueRequestsFromMapFunc(r.tokensOfTeam),
+			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted))).
+		// Standing watches cluster RBAC and tells after it has forgotten
+		// the answers a change may have made wrong.
+		WatchesRawSource(source.Channel(r.Standing.Changes(), handler.EnqueueRequestsFromMapFunc(r.tokensAfterRBACChange))).
 		Named("apitoken").
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
@@ -226,12 +241,17 @@ func (r *ApiTokenReconciler) tokensOfTeam(ctx context.Context, obj client.Object
 	return requests
 }
 
-// tokensAfterRBACChange forgets every remembered admin answer and re-checks
-// every token, since any cluster RBAC change may promote or demote anyone.
+// deletionStarted passes the update that gives an object its
+// deletionTimestamp.
+var deletionStarted = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
+	},
+}
+
+// tokensAfterRBACChange re-checks every token, since any cluster RBAC
+// change may promote or demote anyone.
 func (r *ApiTokenReconciler) tokensAfterRBACChange(ctx context.Context, _ client.Object) []reconcile.Request {
-	if forgetter, ok := r.Admins.(interface{ Forget() }); ok {
-		forgetter.Forget()
-	}
 	tokens := &v1alpha1.ApiTokenList{}
 	if err := r.List(ctx, tokens); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Listing tokens after an RBAC change failed")

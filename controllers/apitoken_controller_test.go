@@ -28,13 +28,14 @@ func unique(prefix string) string {
 	return fmt.Sprintf("%s-%d", prefix, specSeq.Add(1))
 }
 
-// ownedTeam creates a Team owned by the given user names.
+// ownedTeam creates a Team owned by the given user names, allowing tokens
+// in both namespaces the specs use.
 func ownedTeam(owners ...string) *v1alpha1.Team {
 	subjects := make([]v1alpha1.Subject, len(owners))
 	for i, o := range owners {
 		subjects[i] = b.User(o)
 	}
-	team := b.Team(unique("team"), b.WithOwners(subjects...), b.WithNamespaces(managedNamespace))
+	team := b.Team(unique("team"), b.WithOwners(subjects...), b.WithNamespaces(managedNamespace, manualNamespace))
 	ExpectWithOffset(1, k8sClient.Create(ctx, team)).To(Succeed())
 	return team
 }
@@ -141,12 +142,12 @@ var _ = Describe("ApiToken controller", func() {
 			got := eventuallyPhase(tok, v1alpha1.PhaseFailed)
 			Expect(apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition).Reason).To(Equal(v1alpha1.ReasonTeamDeleted))
 
-			Expect(k8sClient.Create(ctx, b.Team(name, b.WithOwners(b.User("jane"))))).To(Succeed())
+			Expect(k8sClient.Create(ctx, b.Team(name, b.WithOwners(b.User("jane")), b.WithNamespaces(managedNamespace)))).To(Succeed())
 			eventuallyDelivered(tok)
 		})
 
 		It("enforces team policy at reconcile time", func() {
-			team := b.Team(unique("strict"), b.WithOwners(b.User("jane")), b.WithPolicy("30d", true, "orders:*"))
+			team := b.Team(unique("strict"), b.WithOwners(b.User("jane")), b.WithNamespaces(managedNamespace), b.WithPolicy("30d", true, "orders:*"))
 			Expect(k8sClient.Create(ctx, team)).To(Succeed())
 			tok := create(b.ApiToken(unique("policy"), managedNamespace, b.TeamToken(team.Name), b.WithCreator("jane"),
 				b.WithLifetime("60d"), b.WithScopes("refunds:write")))
@@ -339,6 +340,86 @@ var _ = Describe("ApiToken controller", func() {
 			Eventually(func(g Gomega) {
 				g.Expect(getSecret(g, managedNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
 			}).Should(Succeed())
+		})
+
+		It("invalidates a Team token at once when its Team is being deleted, whatever finalizer holds it", func() {
+			team := ownedTeam("cid")
+			tok := create(b.ApiToken(unique("held"), managedNamespace, b.TeamToken(team.Name), b.WithCreator("cid")))
+			eventuallyDelivered(tok)
+			Expect(k8sClient.Patch(ctx, team, client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"finalizers":["example.com/stranger"]}}`)))).To(Succeed())
+			Expect(k8sClient.Delete(ctx, team)).To(Succeed())
+			got := eventuallyPhase(tok, v1alpha1.PhaseInvalidated)
+			Expect(apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition).Reason).To(Equal(v1alpha1.ReasonTeamDeleted))
+			Expect(k8sClient.Patch(ctx, team, client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"finalizers":null}}`)))).To(Succeed())
+		})
+
+		It("invalidates a Team's tokens in a namespace removed from the Team", func() {
+			team := ownedTeam("dan")
+			teamTok := create(b.ApiToken(unique("ns-team"), managedNamespace, b.TeamToken(team.Name), b.WithCreator("dan")))
+			wildTok := create(b.ApiToken(unique("ns-wild"), managedNamespace, b.WithCreator("dan")))
+			eventuallyDelivered(teamTok)
+			eventuallyDelivered(wildTok)
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(team), team)).To(Succeed())
+			team.Spec.Namespaces = []string{"elsewhere"}
+			Expect(k8sClient.Update(ctx, team)).To(Succeed())
+			for _, tok := range []*v1alpha1.ApiToken{teamTok, wildTok} {
+				got := eventuallyPhase(tok, v1alpha1.PhaseInvalidated)
+				Expect(apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition).Reason).To(Equal(v1alpha1.ReasonNamespaceNotAllowed))
+				Eventually(func(g Gomega) {
+					g.Expect(getSecret(g, managedNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
+				}).Should(Succeed())
+			}
+		})
+
+		It("revives an invalidated token on a recreate by an admin, who becomes its creator", func() {
+			makeAdmin("root-3")
+			team := ownedTeam("eli")
+			tok := create(b.ApiToken(unique("revived"), managedNamespace, b.TeamToken(team.Name), b.WithCreator("eli")))
+			_, before := eventuallyDelivered(tok)
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(team), team)).To(Succeed())
+			team.Spec.Owners = []v1alpha1.Subject{b.User("someone-else")}
+			Expect(k8sClient.Update(ctx, team)).To(Succeed())
+			eventuallyPhase(tok, v1alpha1.PhaseInvalidated)
+
+			By("recreating as an admin, as the mutating webhook records it")
+			update(tok, func(t *v1alpha1.ApiToken) {
+				b.WithCreator("root-3")(t)
+				t.Spec.Recreate++
+			})
+			got, after := eventuallyDelivered(tok)
+			Expect(after).NotTo(Equal(before))
+			Expect(got.Status.Creator.Username).To(Equal("root-3"))
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement("CreatorChanged")) }).Should(Succeed())
+		})
+
+		It("never misses a demotion: 100 in a row, each invalidated within two seconds", func() {
+			role := &rbacv1.ClusterRole{
+				ObjectMeta: metav1.ObjectMeta{Name: unique("tokenwarden-admin")},
+				Rules:      []rbacv1.PolicyRule{{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"apitokens"}, Verbs: []string{v1alpha1.AdminVerb}}},
+			}
+			Expect(k8sClient.Create(ctx, role)).To(Succeed())
+			var slowest time.Duration
+			for i := range 100 {
+				user := unique("demoted")
+				binding := &rbacv1.ClusterRoleBinding{
+					ObjectMeta: metav1.ObjectMeta{Name: user},
+					RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+					Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+				}
+				Expect(k8sClient.Create(ctx, binding)).To(Succeed())
+				tok := create(b.ApiToken(user, managedNamespace, b.WithType(v1alpha1.AdminTokenType), b.WithCreator(user)))
+				Eventually(func(g Gomega) {
+					g.Expect(getToken(g, tok).Status.Phase).To(Equal(v1alpha1.PhaseActive))
+				}).Should(Succeed(), "demotion %d: the token must first be issued", i)
+
+				Expect(k8sClient.Delete(ctx, binding)).To(Succeed())
+				demoted := time.Now()
+				Eventually(func(g Gomega) {
+					g.Expect(getToken(g, tok).Status.Phase).To(Equal(v1alpha1.PhaseInvalidated))
+				}, 2*time.Second, 10*time.Millisecond).Should(Succeed(), "demotion %d was missed", i)
+				slowest = max(slowest, time.Since(demoted))
+			}
+			GinkgoWriter.Printf("100 demotions: the slowest invalidation took %v\n", slowest)
 		})
 
 		It("keeps an admin's Team token when the admin owns none of its teams", func() {

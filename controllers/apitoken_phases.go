@@ -30,6 +30,7 @@ const (
 	EventInvalidated    = "Invalidated"
 	EventSecretConflict = "SecretConflict"
 	EventSecretRepaired = "SecretRepaired"
+	EventCreatorChanged = "CreatorChanged"
 )
 
 // conflictRecheck is how often a token blocked by a foreign Secret looks
@@ -44,6 +45,10 @@ func (r *ApiTokenReconciler) reconcileSpec(ctx context.Context, s *apiTokenScope
 		ctrl.LoggerFrom(ctx).Info("Ignoring an unreadable creator annotation", "error", err.Error())
 	}
 	s.creator = creator
+	if prev := s.base.Status.Creator; prev != nil && creator != nil && !authz.SameIdentity(prev, creator) {
+		// A recreate by someone entitled makes them the creator.
+		r.event(s, corev1.EventTypeNormal, EventCreatorChanged, "the creator changed from %q to %q on spec.recreate=%d", prev.Username, creator.Username, s.token.Spec.Recreate)
+	}
 	s.token.Status.Creator = creator
 	if s.token.Spec.Lifetime != nil {
 		d, err := duration.Parse(*s.token.Spec.Lifetime)
@@ -72,49 +77,73 @@ func (r *ApiTokenReconciler) reconcileEntitlement(ctx context.Context, s *apiTok
 		s.block(readyOf(s.token, v1alpha1.PhaseInvalidated))
 		return ctrl.Result{}, nil
 	}
-	decide := func(reader client.Reader, admins authz.AdminChecker) (authz.Teams, authz.Verdict, error) {
+	tok := authz.TokenOf(s.token)
+	decide := func(reader client.Reader, admins authz.AdminChecker) (authz.Teams, authz.Verdict, authz.AdminAnswer, error) {
 		list := &v1alpha1.TeamList{}
 		// Read-only: no need to copy every Team out of the cache.
 		if err := reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
-			return nil, authz.Verdict{}, fmt.Errorf("listing Teams: %w", err)
+			return nil, authz.Verdict{}, authz.AdminUnknown, fmt.Errorf("listing Teams: %w", err)
 		}
 		teams := authz.TeamsOf(list.Items)
-		verdict, err := authz.DecideWithAdmin(ctx, admins, s.creator, func(admin authz.AdminAnswer) authz.Verdict {
-			return authz.Entitlement(&s.token.Spec, s.creator, teams, admin)
+		verdict, answer, err := authz.Decide(ctx, admins, s.creator, func(admin authz.AdminAnswer) authz.Verdict {
+			return authz.Entitled(tok, s.creator, teams, admin)
 		})
-		return teams, verdict, err
+		return teams, verdict, answer, err
 	}
-	teams, verdict, err := decide(r.Client, r.Admins)
+	teams, verdict, answer, err := decide(r.Client, r.Standing)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if !verdict.Allowed && verdict.Reason != v1alpha1.ReasonCreatorUnknown && st.TokenHash != "" && st.Phase != v1alpha1.PhaseInvalidated {
+	if !verdict.Allowed() && verdict.Reason != v1alpha1.ReasonCreatorUnknown && st.TokenHash != "" && st.Phase != v1alpha1.PhaseInvalidated {
 		// Invalidation is final, so it is decided on what the API server
 		// says now: the cache may not have seen a Team applied together
 		// with the token or an owner just added, nor a remembered admin
 		// answer a binding just created.
-		if teams, verdict, err = decide(r.APIReader, authz.Fresh(r.Admins)); err != nil {
+		if teams, verdict, answer, err = decide(r.APIReader, r.Standing.Fresh()); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
-	if !verdict.Allowed {
+	if !verdict.Allowed() {
 		phase := v1alpha1.PhaseInvalidated
 		if verdict.Reason == v1alpha1.ReasonCreatorUnknown || st.TokenHash == "" {
 			// Nothing was ever trusted or issued, so nothing to invalidate:
 			// Failed is re-checked whenever a Team changes.
 			phase = v1alpha1.PhaseFailed
 		}
-		s.block(outcome{phase: phase, reason: verdict.Reason, message: verdict.Message})
+		s.block(outcome{phase: phase, reason: verdict.Reason, message: verdict.Message()})
 		return ctrl.Result{}, nil
 	}
 	from := s.now
 	if st.IssuedAt != nil && s.token.Spec.Recreate == st.Recreate {
 		from = st.IssuedAt.Time
 	}
-	if errs := authz.CheckPolicy(&s.token.Spec, teams, from); len(errs) > 0 {
-		s.block(outcome{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReasonPolicyViolation, message: errs.ToAggregate().Error()})
+	// Only a Team token's policies can fail it: a Wildcard token's are
+	// checked at admission, and the verifier leaves out any team whose
+	// policy it breaks later (authz.SpeaksFor).
+	if tok.Type == v1alpha1.TeamTokenType {
+		if policy := authz.PolicyOf(tok, &s.token.Spec, s.creator, teams, answer, from); !policy.Allowed() {
+			s.block(outcome{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReasonPolicyViolation, message: policy.Message()})
+			return ctrl.Result{}, nil
+		}
 	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{RequeueAfter: r.standingRecheck(answer)}, nil
+}
+
+// standingRecheck is when to check again an entitlement that rested on the
+// creator's admin standing (answer is not AdminUnknown): right after the
+// settle window of a recent RBAC change, whose answer may have been given
+// before kube-apiserver's authorizer saw the change, or else after Recheck.
+func (r *ApiTokenReconciler) standingRecheck(answer authz.AdminAnswer) time.Duration {
+	if answer == authz.AdminUnknown {
+		return 0
+	}
+	if left := r.Standing.Unsettled(); left > 0 {
+		return left + settleMargin
+	}
+	if r.Recheck > 0 {
+		return r.Recheck
+	}
+	return DefaultRecheck
 }
 
 // reconcileSecret makes the Secret hold what the decision says: the issued

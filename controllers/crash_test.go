@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"errors"
+	realclock "k8s.io/utils/clock"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -71,8 +72,8 @@ func (s crashingStatus) Patch(ctx context.Context, obj client.Object, patch clie
 func reconcilerWith(c client.Client) *controllers.ApiTokenReconciler {
 	return &controllers.ApiTokenReconciler{
 		Client: c, APIReader: k8sClient, Clock: clock,
-		Format: token.Format{Base: token.DefaultBase},
-		Admins: &authz.SubjectAccessReviewer{Client: k8sClient},
+		Format:   token.Format{Base: token.DefaultBase},
+		Standing: authz.NewStanding(&authz.SubjectAccessReviewer{Client: k8sClient}, realclock.RealClock{}),
 	}
 }
 

@@ -24,9 +24,12 @@ import (
 
 // ApiTokenCreator records the creator: at CREATE it writes the requesting
 // user into the creator annotation, overwriting whatever the client sent;
-// at UPDATE it puts back the recorded value if a client dropped or changed
-// it (a GitOps tool applying a manifest without the annotation, for
-// example), so the record survives every later request.
+// on a recreate (an UPDATE that changes spec.recreate) it writes the user
+// who recreates, who becomes the creator (the validating webhook checks
+// they are entitled); at any other UPDATE it puts back the recorded value
+// if a client dropped or changed it (a GitOps tool applying a manifest
+// without the annotation, for example), so the record survives every
+// later request.
 type ApiTokenCreator struct{}
 
 // Default implements admission.Defaulter.
@@ -38,17 +41,24 @@ func (ApiTokenCreator) Default(ctx context.Context, tok *v1alpha1.ApiToken) erro
 	if tok.Annotations == nil {
 		tok.Annotations = map[string]string{}
 	}
-	switch req.Operation {
-	case "CREATE":
+	stamp := func() error {
 		value, err := authz.CreatorAnnotationValue(identityOf(req.UserInfo))
 		if err != nil {
 			return err
 		}
 		tok.Annotations[v1alpha1.CreatorAnnotation] = value
+		return nil
+	}
+	switch req.Operation {
+	case "CREATE":
+		return stamp()
 	case "UPDATE":
 		old := &v1alpha1.ApiToken{}
 		if err := json.Unmarshal(req.OldObject.Raw, old); err != nil {
 			return fmt.Errorf("decoding the old ApiToken: %w", err)
+		}
+		if old.Spec.Recreate != tok.Spec.Recreate {
+			return stamp()
 		}
 		if recorded, ok := old.Annotations[v1alpha1.CreatorAnnotation]; ok {
 			tok.Annotations[v1alpha1.CreatorAnnotation] = recorded
@@ -63,10 +73,13 @@ func (ApiTokenCreator) Default(ctx context.Context, tok *v1alpha1.ApiToken) erro
 type ApiTokenValidator struct {
 	// Reader lists Teams (from the cache).
 	Reader client.Reader
-	// Admins answers admin standing; it must not remember answers, since
-	// this replica may not watch RBAC.
+	// Admins answers admin standing. Admission asks afresh: a refusal or a
+	// pass is final for the request, and RBAC may have changed a moment ago.
 	Admins authz.AdminChecker
-	Clock  clock.PassiveClock
+	// LifecycleControllers are the users of the cluster's own lifecycle
+	// (namespace deletion, garbage collection), who may always delete.
+	LifecycleControllers []string
+	Clock                clock.PassiveClock
 }
 
 // ValidateCreate implements admission.Validator.
@@ -94,9 +107,10 @@ func (v *ApiTokenValidator) validate(ctx context.Context, op authz.Operation, ol
 		return apierrors.NewInternalError(fmt.Errorf("listing Teams: %w", err))
 	}
 	user := identityOf(req.UserInfo)
-	d, err := authz.DecideWithAdmin(ctx, v.Admins, user, func(admin authz.AdminAnswer) authz.Decision {
+	lifecycle := authz.IsLifecycleController(user, v.LifecycleControllers)
+	d, _, err := authz.Decide(ctx, v.Admins, user, func(admin authz.AdminAnswer) authz.Verdict {
 		return authz.ReviewToken(authz.TokenRequest{
-			Operation: op, User: user, Admin: admin, Old: old, New: tok,
+			Operation: op, User: user, Lifecycle: lifecycle, Admin: admin, Old: old, New: tok,
 			Teams: authz.TeamsOf(teams.Items), Now: v.Clock.Now(),
 		})
 	})
@@ -128,16 +142,30 @@ func refusal(req admission.Request, errs field.ErrorList) error {
 	return apierrors.NewInvalid(gk, req.Name, errs)
 }
 
+// Options configure the webhooks.
+type Options struct {
+	// Admins answers admin standing, afresh (Standing.Fresh).
+	Admins authz.AdminChecker
+	// LifecycleControllers are the users of the cluster's own lifecycle;
+	// authz.DefaultLifecycleControllers when nil.
+	LifecycleControllers []string
+	Clock                clock.PassiveClock
+}
+
 // SetupWithManager registers the ApiToken and Team webhooks with mgr's
 // webhook server.
-func SetupWithManager(mgr ctrl.Manager, admins authz.AdminChecker, clk clock.PassiveClock) error {
+func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	lifecycle := opts.LifecycleControllers
+	if lifecycle == nil {
+		lifecycle = authz.DefaultLifecycleControllers
+	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &v1alpha1.ApiToken{}).
 		WithDefaulter(ApiTokenCreator{}).
-		WithValidator(&ApiTokenValidator{Reader: mgr.GetClient(), Admins: admins, Clock: clk}).
+		WithValidator(&ApiTokenValidator{Reader: mgr.GetClient(), Admins: opts.Admins, LifecycleControllers: lifecycle, Clock: opts.Clock}).
 		Complete(); err != nil {
 		return err
 	}
 	return ctrl.NewWebhookManagedBy(mgr, &v1alpha1.Team{}).
-		WithValidator(&TeamValidator{Reader: mgr.GetClient(), Admins: admins}).
+		WithValidator(&TeamValidator{Reader: mgr.GetClient(), Admins: opts.Admins, LifecycleControllers: lifecycle}).
 		Complete()
 }

@@ -99,7 +99,9 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(index.Setup(ctx, mgr)).To(Succeed())
-	Expect(webhook.SetupWithManager(mgr, &authz.SubjectAccessReviewer{Client: mgr.GetClient()}, clock.RealClock{})).To(Succeed())
+	Expect(webhook.SetupWithManager(mgr, webhook.Options{
+		Admins: &authz.SubjectAccessReviewer{Client: mgr.GetClient()}, Clock: clock.RealClock{},
+	})).To(Succeed())
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())

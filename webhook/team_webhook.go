@@ -26,6 +26,9 @@ type TeamValidator struct {
 	Reader client.Reader
 	// Admins answers admin standing, asking afresh each time.
 	Admins authz.AdminChecker
+	// LifecycleControllers are the users of the cluster's own lifecycle,
+	// who may delete Teams and change their metadata.
+	LifecycleControllers []string
 }
 
 // maxListed caps how many tokens a warning names.
@@ -52,8 +55,9 @@ func (v *TeamValidator) validate(ctx context.Context, op authz.Operation, old, t
 		return nil, err
 	}
 	user := identityOf(req.UserInfo)
-	d, err := authz.DecideWithAdmin(ctx, v.Admins, user, func(admin authz.AdminAnswer) authz.Decision {
-		return authz.ReviewTeam(authz.TeamRequest{Operation: op, User: user, Admin: admin, Old: old, New: team})
+	lifecycle := authz.IsLifecycleController(user, v.LifecycleControllers)
+	d, _, err := authz.Decide(ctx, v.Admins, user, func(admin authz.AdminAnswer) authz.Verdict {
+		return authz.ReviewTeam(authz.TeamRequest{Operation: op, User: user, Lifecycle: lifecycle, Admin: admin, Old: old, New: team})
 	})
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
@@ -61,8 +65,9 @@ func (v *TeamValidator) validate(ctx context.Context, op authz.Operation, old, t
 	if err := refusal(req, d.Errs); err != nil || op == authz.Create {
 		return nil, err
 	}
-	if op == authz.Update && equality.Semantic.DeepEqual(old.Spec.Owners, team.Spec.Owners) {
-		return nil, nil // only an owner change or a deletion can invalidate tokens
+	if op == authz.Update && equality.Semantic.DeepEqual(old.Spec.Owners, team.Spec.Owners) &&
+		equality.Semantic.DeepEqual(old.Spec.Namespaces, team.Spec.Namespaces) {
+		return nil, nil // only an owner or namespace change, or a deletion, can invalidate tokens
 	}
 	warnings, err := v.impact(ctx, old, team)
 	if err != nil {
@@ -82,7 +87,7 @@ func (v *TeamValidator) impact(ctx context.Context, old, team *v1alpha1.Team) (a
 		return nil, err
 	}
 	after := authz.TeamsOf(teams.Items)
-	if team != nil {
+	if authz.Exists(team) {
 		after[team.Name] = team
 	} else {
 		delete(after, old.Name)

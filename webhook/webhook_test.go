@@ -6,7 +6,9 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
@@ -64,9 +66,9 @@ var _ = Describe("Admission", func() {
 			expectRefused(eve.Create(ctx, b.ApiToken(unique("t"), "payments", b.TeamToken(payments.Name))),
 				"spec.teams", "only admins and owners of every listed team")
 			expectRefused(eve.Create(ctx, b.ApiToken(unique("t"), "payments")),
-				"spec.type", "only admins and team owners may create Wildcard tokens")
+				"spec.type", "only admins and team owners may hold Wildcard tokens")
 			expectRefused(eve.Create(ctx, b.ApiToken(unique("t"), "payments", b.WithType(v1alpha1.AdminTokenType))),
-				"spec.type", "only admins may create Admin tokens")
+				"spec.type", "only admins may hold Admin tokens")
 		})
 
 		It("refuses a stranger under --dry-run=server too", func() {
@@ -91,12 +93,12 @@ var _ = Describe("Admission", func() {
 
 		It("refuses a team owner an Admin token", func() {
 			expectRefused(jane.Create(ctx, b.ApiToken(unique("t"), "payments", b.WithType(v1alpha1.AdminTokenType))),
-				"spec.type", "only admins may create Admin tokens")
+				"spec.type", "only admins may hold Admin tokens")
 		})
 
 		It("refuses the owner of one of two teams", func() {
 			expectRefused(jane.Create(ctx, b.ApiToken(unique("t"), "shared", b.TeamToken(payments.Name, orders.Name))),
-				"spec.teams", fmt.Sprintf("does not own %q", orders.Name))
+				"spec.teams", fmt.Sprintf("nor an owner of team %q", orders.Name))
 		})
 
 		It("refuses a Team token outside its team's namespaces", func() {
@@ -107,7 +109,7 @@ var _ = Describe("Admission", func() {
 		It("places an owner's Wildcard tokens only in their teams' namespaces", func() {
 			Expect(john.Create(ctx, b.ApiToken(unique("t"), "orders"))).To(Succeed())
 			expectRefused(john.Create(ctx, b.ApiToken(unique("t"), "payments")),
-				"spec.type", `"john" owns no team that allows namespace "payments"`)
+				"spec.type", `"john" is not an admin and owns no team that allows namespace "payments"`)
 		})
 
 		It("enforces team policy", func() {
@@ -119,6 +121,37 @@ var _ = Describe("Admission", func() {
 				"spec.lifetime", "requires every token to expire")
 			expectRefused(jane.Create(ctx, b.ApiToken(unique("t"), "payments", b.TeamToken(payments.Name), b.WithScopes("refunds:write"))),
 				"spec.scopes[0]", `scope "refunds:write" is not allowed`)
+		})
+
+		It("refuses a creator record that is not the requester's whole identity, when the mutating webhook is missing", func() {
+			By("removing the mutating webhook, as during an install or upgrade")
+			mutating := &admissionregistrationv1.MutatingWebhookConfigurationList{}
+			Expect(admin.List(ctx, mutating)).To(Succeed())
+			Expect(mutating.Items).NotTo(BeEmpty())
+			for i := range mutating.Items {
+				Expect(admin.Delete(ctx, &mutating.Items[i])).To(Succeed())
+			}
+			DeferCleanup(func() {
+				for i := range mutating.Items {
+					restored := mutating.Items[i].DeepCopy()
+					restored.ResourceVersion, restored.UID, restored.CreationTimestamp = "", "", metav1.Time{}
+					Expect(admin.Create(ctx, restored)).To(Succeed())
+				}
+				Eventually(func(g Gomega) {
+					tok := b.ApiToken(unique("t"), "payments", b.TeamToken(payments.Name), b.WithCreator("root"))
+					g.Expect(jane.Create(ctx, tok)).To(Succeed())
+					g.Expect(creatorOf(tok)).To(Equal("jane"), "the mutating webhook is back")
+				}).Should(Succeed())
+			})
+
+			Eventually(func(g Gomega) {
+				// jane's own name, with a group she does not have.
+				forged := b.ApiToken(unique("t"), "payments", b.WithCreator("jane", "system:masters", "system:authenticated"))
+				err := jane.Create(ctx, forged)
+				g.Expect(err).To(HaveOccurred(), "the API server must stop calling the mutating webhook first")
+				g.Expect(err.Error()).To(ContainSubstring("metadata.annotations[auth.tokenwarden.io/creator]"))
+				g.Expect(err.Error()).To(ContainSubstring("must record the requesting user exactly"))
+			}).Should(Succeed())
 		})
 
 		It("lets an admin create any token", func() {
@@ -171,6 +204,46 @@ var _ = Describe("Admission", func() {
 			expectRefused(lead.Delete(ctx, tok), "metadata", "only admins and the token's creator may delete it")
 			Expect(jane.Delete(ctx, tok)).To(Succeed())
 		})
+
+		It("lets the namespace controller and the garbage collector delete any token", func() {
+			nsController, _ := as("system:serviceaccount:kube-system:namespace-controller", "system:serviceaccounts", "system:serviceaccounts:kube-system")
+			collector, _ := as("system:serviceaccount:kube-system:generic-garbage-collector", "system:serviceaccounts", "system:serviceaccounts:kube-system")
+			Expect(nsController.Delete(ctx, tok)).To(Succeed(), "a namespace holding tokens must finish deleting")
+
+			adminTok := b.ApiToken(unique("admin"), "payments", b.WithType(v1alpha1.AdminTokenType))
+			Expect(root.Create(ctx, adminTok)).To(Succeed())
+			Expect(collector.Delete(ctx, adminTok)).To(Succeed(), "an ApiToken whose owner is gone must be collected")
+
+			imposter, _ := as("namespace-controller")
+			other := b.ApiToken(unique("t"), "payments", b.TeamToken(payments.Name))
+			Expect(jane.Create(ctx, other)).To(Succeed())
+			expectRefused(imposter.Delete(ctx, other), "metadata", "only admins and the token's creator may delete it")
+		})
+
+		It("lets an admin's recreate revive a token and records them as its creator", func() {
+			got := &v1alpha1.ApiToken{}
+			Expect(admin.Get(ctx, client.ObjectKeyFromObject(tok), got)).To(Succeed())
+			got.Spec.Recreate++
+			Expect(root.Update(ctx, got)).To(Succeed())
+			Expect(creatorOf(tok)).To(Equal("root"), "the one who recreates becomes the creator")
+		})
+
+		It("refuses a recreate by a creator no longer entitled", func() {
+			Eventually(func(g Gomega) {
+				team := &v1alpha1.Team{}
+				g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(payments), team)).To(Succeed())
+				team.Spec.Owners = []v1alpha1.Subject{b.User("someone-else")}
+				g.Expect(admin.Update(ctx, team)).To(Succeed())
+			}).Should(Succeed())
+			Eventually(func(g Gomega) {
+				got := &v1alpha1.ApiToken{}
+				g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(tok), got)).To(Succeed())
+				got.Spec.Recreate++
+				err := jane.Update(ctx, got)
+				g.Expect(err).To(HaveOccurred(), "the webhook's cache must see the owner change first")
+				g.Expect(err.Error()).To(ContainSubstring(`spec.teams: Forbidden: "jane" is neither an admin nor an owner of team`))
+			}).Should(Succeed())
+		})
 	})
 
 	Describe("Teams", func() {
@@ -180,6 +253,31 @@ var _ = Describe("Admission", func() {
 			team := b.Team(unique("new"))
 			Expect(root.Create(ctx, team)).To(Succeed())
 			Expect(root.Delete(ctx, team)).To(Succeed())
+		})
+
+		It("lets nobody but admins and owners change a Team's metadata", func() {
+			edit := func(c client.Client, change func(*v1alpha1.Team)) error {
+				got := &v1alpha1.Team{}
+				Expect(admin.Get(ctx, client.ObjectKeyFromObject(payments), got)).To(Succeed())
+				change(got)
+				return c.Update(ctx, got)
+			}
+			why := fmt.Sprintf("only admins and owners of team %q may change it", payments.Name)
+			expectRefused(edit(eve, func(t *v1alpha1.Team) { t.Finalizers = append(t.Finalizers, "example.com/keep") }), "metadata", why)
+			expectRefused(edit(john, func(t *v1alpha1.Team) { t.Labels = map[string]string{"tier": "gold"} }), "metadata", why)
+			expectRefused(edit(eve, func(t *v1alpha1.Team) { t.Annotations = map[string]string{"note": "x"} }), "metadata", why)
+			Expect(edit(jane, func(t *v1alpha1.Team) { t.Labels = map[string]string{"tier": "gold"} })).To(Succeed())
+		})
+
+		It("counts a Team being deleted as deleted: no new tokens for it", func() {
+			Expect(root.Patch(ctx, payments, client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"finalizers":["example.com/keep"]}}`)))).To(Succeed())
+			Expect(root.Delete(ctx, payments)).To(Succeed())
+			Eventually(func(g Gomega) {
+				err := jane.Create(ctx, b.ApiToken(unique("t"), "payments", b.TeamToken(payments.Name)))
+				g.Expect(err).To(HaveOccurred(), "the webhook's cache must see the deletionTimestamp first")
+				g.Expect(err.Error()).To(ContainSubstring(fmt.Sprintf("team %q does not exist or is being deleted", payments.Name)))
+			}).Should(Succeed())
+			Expect(root.Patch(ctx, payments, client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"finalizers":null}}`)))).To(Succeed())
 		})
 
 		It("lets owners edit their Team but not its namespaces", func() {
@@ -217,6 +315,11 @@ var _ = Describe("Admission", func() {
 
 			Expect(rootWarned.Delete(ctx, after, client.DryRunAll)).To(Succeed())
 			Expect(warned.all()).To(ContainElement(ContainSubstring(fmt.Sprintf("payments/%s (TeamDeleted)", tok.Name))))
+
+			narrowed := after.DeepCopy()
+			narrowed.Spec.Namespaces = []string{"shared"}
+			Expect(rootWarned.Update(ctx, narrowed, client.DryRunAll)).To(Succeed())
+			Expect(warned.all()).To(ContainElement(ContainSubstring(fmt.Sprintf("payments/%s (NamespaceNotAllowed)", tok.Name))))
 		})
 	})
 })

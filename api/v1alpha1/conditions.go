@@ -28,8 +28,13 @@ const (
 	// nobody can be held entitled to it; it is not issued. This happens when
 	// it was created while the admission webhook was absent.
 	ReasonCreatorUnknown = "CreatorUnknown"
-	// ReasonTeamDeleted: a Team the token belongs to was deleted.
+	// ReasonTeamDeleted: a Team the token belongs to was deleted, or is
+	// being deleted (it has a deletionTimestamp).
 	ReasonTeamDeleted = "TeamDeleted"
+	// ReasonNamespaceNotAllowed: the token's namespace is no longer one its
+	// Team allows (spec.namespaces), or, for a Wildcard token, none of the
+	// teams its creator owns allows it.
+	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
 	// ReasonPolicyViolation: the token breaks a policy of one of its teams.
 	ReasonPolicyViolation = "PolicyViolation"
 	// ReasonSecretConflict: a Secret the operator does not own has the name

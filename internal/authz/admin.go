@@ -9,8 +9,17 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/cache"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 )
@@ -23,7 +32,7 @@ type AdminChecker interface {
 // SubjectAccessReviewer asks Kubernetes RBAC through SubjectAccessReview
 // whether a user may perform the verb admin on apitokens in our group,
 // passing the user's name, uid, groups and extra exactly as recorded. It
-// asks every time; wrap it in a RememberingAdminChecker to ask less.
+// asks every time; Standing is what remembers.
 type SubjectAccessReviewer struct {
 	Client client.Client
 }
@@ -40,120 +49,231 @@ func (r *SubjectAccessReviewer) IsAdmin(ctx context.Context, user *v1alpha1.User
 	return review.Status.Allowed, nil
 }
 
-// RememberingAdminChecker remembers Checker's answers until Forget. The
-// reconciler calls Forget whenever a ClusterRole or ClusterRoleBinding
-// changes, the only objects that can change a cluster-wide answer, so a
-// demotion is seen at once while an idle cluster asks nothing. Only a
-// component that watches RBAC may use it: the admission webhooks, served by
-// every replica, ask afresh.
-type RememberingAdminChecker struct {
-	Checker AdminChecker
-	// TTL bounds how long an answer is remembered even without an RBAC
-	// event: an API server whose RBAC cache lagged behind the event may
-	// have answered with the standing from before it. Zero means until
-	// Forget.
+// Standing owns admin standing for the whole process: it asks a
+// SubjectAccessReviewer, remembers the answers for TTL, shares one review
+// among concurrent questions, and watches cluster RBAC itself (SetupWithManager)
+// so that no answer outlives a change that could alter it.
+//
+// Standing treats RBAC as eventually consistent: kube-apiserver's
+// authorizer sees a ClusterRoleBinding change a moment after the watch
+// delivers it, so a review asked at once may still give the old answer.
+// For Settle after every change, answers are remembered only until the
+// window ends, and Unsettled tells callers to decide again then; a demotion
+// is therefore never missed for good. Callers also re-check periodically
+// (the reconciler's Recheck), for a change no watch saw.
+type Standing struct {
+	// Reviewer asks RBAC; a SubjectAccessReviewer in production.
+	Reviewer AdminChecker
+	// Clock is the one clock of every TTL and window here.
+	Clock clock.Clock
+	// TTL bounds how long an answer is remembered without an RBAC event.
 	TTL time.Duration
+	// Settle is how long after an RBAC change answers are treated as
+	// unsettled.
+	Settle time.Duration
 
+	once    sync.Once
 	mu      sync.Mutex
-	answers map[string]rememberedAnswer
-	// asking holds the questions on their way to Checker, so requests that
-	// need the same answer at once wait for one review rather than each
-	// sending their own.
-	asking map[string]*question
-	// epoch counts Forget calls, so an answer asked for before an RBAC
-	// change is not remembered after it.
-	epoch uint64
+	answers *cache.Expiring
+	// stale holds the last answer asked for each identity since the last
+	// RBAC change, given when asking again fails (the API server is
+	// unreachable): it was true when last asked and nothing changed since.
+	stale     map[string]bool
+	epoch     uint64
+	changedAt time.Time
+	inflight  singleflight.Group
+	changes   chan event.GenericEvent
 }
 
-// question is a review in flight; done closes when admin and err are set.
-type question struct {
-	done  chan struct{}
-	admin bool
-	err   error
+// NewStanding returns a Standing asking reviewer, with the defaults used in
+// production: answers kept 30 s, and a settle window of 1 s.
+func NewStanding(reviewer AdminChecker, clk clock.Clock) *Standing {
+	return &Standing{Reviewer: reviewer, Clock: clk, TTL: 30 * time.Second, Settle: time.Second}
 }
 
-// IsAdmin implements AdminChecker. When asking again fails (the API server
-// is unreachable), an answer that merely outlived TTL is still given: it
-// was true when last asked and no RBAC change has been seen since. An
-// answer dropped by Forget is never given again.
-func (r *RememberingAdminChecker) IsAdmin(ctx context.Context, user *v1alpha1.UserIdentity) (bool, error) {
+func (s *Standing) init() {
+	s.once.Do(func() {
+		if s.Clock == nil {
+			s.Clock = clock.RealClock{}
+		}
+		s.answers = cache.NewExpiringWithClock(s.Clock)
+		s.stale = map[string]bool{}
+		s.changes = make(chan event.GenericEvent, 1)
+	})
+}
+
+// IsAdmin implements AdminChecker with remembered answers.
+func (s *Standing) IsAdmin(ctx context.Context, user *v1alpha1.UserIdentity) (bool, error) {
 	if user == nil || user.Username == "" {
 		return false, nil
 	}
+	s.init()
 	key := identityKey(user)
-	now := time.Now()
-	r.mu.Lock()
-	remembered, ok := r.answers[key]
-	if ok && (r.TTL == 0 || now.Sub(remembered.at) < r.TTL) {
-		r.mu.Unlock()
-		return remembered.admin, nil
+	s.mu.Lock()
+	answers := s.answers
+	s.mu.Unlock()
+	if admin, ok := answers.Get(key); ok {
+		return admin.(bool), nil
 	}
-	q, inFlight := r.asking[key]
-	if !inFlight {
-		q = &question{done: make(chan struct{})}
-		if r.asking == nil {
-			r.asking = map[string]*question{}
-		}
-		r.asking[key] = q
-		// The review outlives this request if it must: others may be
-		// waiting for it after this one has given up.
-		go r.ask(context.WithoutCancel(ctx), key, user, q, r.epoch, now)
-	}
-	r.mu.Unlock()
+	return s.ask(ctx, key, user)
+}
 
+// IsAdminNow asks RBAC afresh, for decisions that are final (an
+// invalidation), and remembers the answer for everyone else.
+func (s *Standing) IsAdminNow(ctx context.Context, user *v1alpha1.UserIdentity) (bool, error) {
+	if user == nil || user.Username == "" {
+		return false, nil
+	}
+	s.init()
+	return s.ask(ctx, identityKey(user), user)
+}
+
+// Fresh is an AdminChecker that asks afresh (IsAdminNow).
+func (s *Standing) Fresh() AdminChecker { return freshStanding{s} }
+
+type freshStanding struct{ s *Standing }
+
+func (f freshStanding) IsAdmin(ctx context.Context, user *v1alpha1.UserIdentity) (bool, error) {
+	return f.s.IsAdminNow(ctx, user)
+}
+
+// ask sends one review for everyone asking about key in this RBAC epoch at
+// once. The review outlives a caller that gives up: others may wait for it.
+func (s *Standing) ask(ctx context.Context, key string, user *v1alpha1.UserIdentity) (bool, error) {
+	s.mu.Lock()
+	epoch := s.epoch
+	s.mu.Unlock()
+	ch := s.inflight.DoChan(fmt.Sprintf("%d/%s", epoch, key), func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		admin, err := s.Reviewer.IsAdmin(rctx, user)
+		if err != nil {
+			return false, err
+		}
+		s.remember(key, admin, epoch)
+		return admin, nil
+	})
 	select {
-	case <-q.done:
+	case res := <-ch:
+		if res.Err != nil {
+			s.mu.Lock()
+			admin, ok := s.stale[key]
+			s.mu.Unlock()
+			if ok && epoch == s.currentEpoch() {
+				return admin, nil
+			}
+			return false, res.Err
+		}
+		return res.Val.(bool), nil
 	case <-ctx.Done():
 		return false, ctx.Err()
 	}
-	if q.err != nil {
-		if ok {
-			return remembered.admin, nil
+}
+
+// remember keeps an answer asked in epoch, unless RBAC changed since: then
+// it may be older than the change. Inside the settle window it is kept only
+// until the window ends, so the question is asked again once RBAC settled.
+func (s *Standing) remember(key string, admin bool, epoch uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if epoch != s.epoch {
+		return
+	}
+	ttl := s.TTL
+	if left := s.unsettledLocked(); left > 0 && left < ttl {
+		ttl = left
+	}
+	s.answers.Set(key, admin, ttl)
+	s.stale[key] = admin
+}
+
+func (s *Standing) currentEpoch() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch
+}
+
+// Changed forgets every answer: cluster RBAC changed. It opens a settle
+// window and tells the subscriber of Changes.
+func (s *Standing) Changed() {
+	s.init()
+	s.mu.Lock()
+	s.epoch++
+	s.answers = cache.NewExpiringWithClock(s.Clock)
+	s.stale = map[string]bool{}
+	s.changedAt = s.Clock.Now()
+	s.mu.Unlock()
+	select {
+	case s.changes <- event.GenericEvent{Object: &rbacv1.ClusterRoleBinding{}}:
+	default: // one pending notice stands for any number of changes
+	}
+}
+
+// Unsettled is how much of the settle window after the last RBAC change is
+// left; zero when RBAC has settled.
+func (s *Standing) Unsettled() time.Duration {
+	s.init()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unsettledLocked()
+}
+
+func (s *Standing) unsettledLocked() time.Duration {
+	if s.changedAt.IsZero() {
+		return 0
+	}
+	left := s.changedAt.Add(s.Settle).Sub(s.Clock.Now())
+	if left < 0 {
+		return 0
+	}
+	return left
+}
+
+// Changes delivers a notice after each RBAC change, once Standing has
+// forgotten what the change may have made wrong: the reconciler re-checks
+// tokens from it. Several changes before the notice is taken make one.
+func (s *Standing) Changes() <-chan event.GenericEvent {
+	s.init()
+	return s.changes
+}
+
+// SetupWithManager watches ClusterRoles and ClusterRoleBindings (metadata
+// only), the objects that can change a cluster-wide answer, on every
+// replica: verification and admission run on all of them.
+func (s *Standing) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	s.init()
+	handler := toolscache.ResourceEventHandlerDetailedFuncs{
+		AddFunc: func(_ any, initial bool) {
+			if !initial {
+				s.Changed()
+			}
+		},
+		UpdateFunc: func(oldObj, newObj any) {
+			o, ok1 := oldObj.(client.Object)
+			n, ok2 := newObj.(client.Object)
+			if ok1 && ok2 && o.GetResourceVersion() == n.GetResourceVersion() {
+				return // a resync, not a change
+			}
+			s.Changed()
+		},
+		DeleteFunc: func(any) { s.Changed() },
+	}
+	for _, obj := range []client.Object{&rbacv1.ClusterRoleBinding{}, &rbacv1.ClusterRole{}} {
+		gvk, err := apiutil.GVKForObject(obj, mgr.GetScheme())
+		if err != nil {
+			return err
 		}
-		return false, q.err
-	}
-	return q.admin, nil
-}
-
-// ask puts one question to Checker on behalf of everyone waiting for it,
-// with ctx's values but not its cancellation, bounded by its own timeout.
-func (r *RememberingAdminChecker) ask(ctx context.Context, key string, user *v1alpha1.UserIdentity, q *question, epoch uint64, at time.Time) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	q.admin, q.err = r.Checker.IsAdmin(ctx, user)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.asking, key)
-	if q.err == nil && r.epoch == epoch {
-		if r.answers == nil {
-			r.answers = map[string]rememberedAnswer{}
+		meta := &metav1.PartialObjectMetadata{}
+		meta.SetGroupVersionKind(gvk)
+		informer, err := mgr.GetCache().GetInformer(ctx, meta)
+		if err != nil {
+			return err
 		}
-		r.answers[key] = rememberedAnswer{admin: q.admin, at: at}
+		if _, err := informer.AddEventHandler(handler); err != nil {
+			return err
+		}
 	}
-	close(q.done)
-}
-
-// rememberedAnswer is an answer and when it was asked for.
-type rememberedAnswer struct {
-	admin bool
-	at    time.Time
-}
-
-// Fresh returns a checker that asks afresh: checker itself, or the checker a
-// RememberingAdminChecker wraps.
-func Fresh(checker AdminChecker) AdminChecker {
-	if r, ok := checker.(*RememberingAdminChecker); ok {
-		return r.Checker
-	}
-	return checker
-}
-
-// Forget drops every remembered answer.
-func (r *RememberingAdminChecker) Forget() {
-	r.mu.Lock()
-	r.answers = nil
-	r.epoch++
-	r.mu.Unlock()
+	return nil
 }
 
 // AdminReview is the SubjectAccessReview that decides admin standing.
@@ -186,16 +306,23 @@ func identityKey(user *v1alpha1.UserIdentity) string {
 	write(user.UID)
 	groups := append([]string(nil), user.Groups...)
 	sort.Strings(groups)
+	// Counts before each list, so no groups and extra can be mistaken for
+	// other groups and extra.
+	write(fmt.Sprint(len(groups)))
 	for _, g := range groups {
 		write(g)
 	}
 	keys := make([]string, 0, len(user.Extra))
 	for k := range user.Extra {
-		keys = append(keys, k)
+		if len(user.Extra[k]) > 0 {
+			keys = append(keys, k)
+		}
 	}
 	sort.Strings(keys)
+	write(fmt.Sprint(len(keys)))
 	for _, k := range keys {
 		write(k)
+		write(fmt.Sprint(len(user.Extra[k])))
 		for _, v := range user.Extra[k] {
 			write(v)
 		}

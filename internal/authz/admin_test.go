@@ -9,6 +9,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 )
@@ -24,34 +25,68 @@ func (c *countingChecker) IsAdmin(context.Context, *v1alpha1.UserIdentity) (bool
 	return c.admin, nil
 }
 
-func TestRememberingAdminChecker(t *testing.T) {
+// newTestStanding is a Standing on a fake clock.
+func newTestStanding(reviewer AdminChecker) (*Standing, *clocktesting.FakeClock) {
+	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
+	return NewStanding(reviewer, clk), clk
+}
+
+func TestStandingRemembers(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	inner := &countingChecker{admin: true}
-	r := &RememberingAdminChecker{Checker: inner}
+	s, clk := newTestStanding(inner)
 
 	for range 3 {
-		g.Expect(r.IsAdmin(ctx, user("root", "ops"))).To(BeTrue())
+		g.Expect(s.IsAdmin(ctx, user("root", "ops"))).To(BeTrue())
 	}
 	g.Expect(inner.asked).To(Equal(1), "remembered")
 
-	g.Expect(r.IsAdmin(ctx, user("root", "other-group"))).To(BeTrue())
+	g.Expect(s.IsAdmin(ctx, user("root", "other-group"))).To(BeTrue())
 	g.Expect(inner.asked).To(Equal(2), "another identity is another question")
 
 	inner.admin = false
-	r.Forget()
-	g.Expect(r.IsAdmin(ctx, user("root", "ops"))).To(BeFalse(), "a demotion is seen after Forget")
-	g.Expect(Fresh(r)).To(BeIdenticalTo(inner))
+	s.Changed()
+	g.Expect(s.IsAdmin(ctx, user("root", "ops"))).To(BeFalse(), "a demotion is seen after an RBAC change")
+	g.Expect(s.Fresh().IsAdmin(ctx, user("root", "ops"))).To(BeFalse())
+	g.Expect(inner.asked).To(Equal(4), "Fresh asks every time")
 
-	g.Expect(r.IsAdmin(ctx, nil)).To(BeFalse())
-	g.Expect(r.IsAdmin(ctx, &v1alpha1.UserIdentity{})).To(BeFalse())
+	g.Expect(s.IsAdmin(ctx, nil)).To(BeFalse())
+	g.Expect(s.IsAdmin(ctx, &v1alpha1.UserIdentity{})).To(BeFalse())
 
-	ttl := &RememberingAdminChecker{Checker: inner, TTL: time.Nanosecond}
-	g.Expect(ttl.IsAdmin(ctx, user("a"))).To(BeFalse())
-	time.Sleep(time.Millisecond)
+	clk.Step(2 * s.TTL)
 	asked := inner.asked
-	g.Expect(ttl.IsAdmin(ctx, user("a"))).To(BeFalse())
+	g.Expect(s.IsAdmin(ctx, user("root", "ops"))).To(BeFalse())
 	g.Expect(inner.asked).To(Equal(asked+1), "an answer older than the TTL is asked again")
+}
+
+// TestStandingSettles: right after an RBAC change kube-apiserver's
+// authorizer may still answer from before it. An answer given inside the
+// settle window is asked again once the window ends, and Unsettled tells
+// callers when.
+func TestStandingSettles(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	inner := &countingChecker{admin: true}
+	s, clk := newTestStanding(inner)
+	g.Expect(s.Unsettled()).To(BeZero(), "nothing changed yet")
+
+	s.Changed() // a binding is deleted; the authorizer has not seen it yet
+	g.Expect(s.Unsettled()).To(Equal(s.Settle))
+	g.Expect(s.IsAdmin(ctx, user("root"))).To(BeTrue(), "the stale answer")
+	select {
+	case <-s.Changes():
+	default:
+		t.Fatal("an RBAC change must notify the subscriber")
+	}
+
+	inner.admin = false // the authorizer catches up
+	clk.Step(s.Settle / 2)
+	g.Expect(s.IsAdmin(ctx, user("root"))).To(BeTrue(), "remembered inside the window")
+	g.Expect(s.Unsettled()).To(Equal(s.Settle / 2))
+	clk.Step(s.Settle / 2)
+	g.Expect(s.Unsettled()).To(BeZero())
+	g.Expect(s.IsAdmin(ctx, user("root"))).To(BeFalse(), "asked again once RBAC settled")
 }
 
 // TestImpactAsksOncePerCreator: a Team edit touching a thousand tokens of
@@ -60,6 +95,7 @@ func TestImpactAsksOncePerCreator(t *testing.T) {
 	g := NewWithT(t)
 	team := &v1alpha1.Team{}
 	team.Name = "payments"
+	team.Spec.Namespaces = []string{"ns"}
 	tokens := make([]v1alpha1.ApiToken, 100)
 	for i := range tokens {
 		tok := &tokens[i]
@@ -95,10 +131,10 @@ func (c *slowChecker) IsAdmin(context.Context, *v1alpha1.UserIdentity) (bool, er
 	return true, c.err
 }
 
-func TestRememberingAdminCheckerAsksOnceForConcurrentRequests(t *testing.T) {
+func TestStandingAsksOnceForConcurrentRequests(t *testing.T) {
 	g := NewWithT(t)
 	inner := &slowChecker{release: make(chan struct{})}
-	r := &RememberingAdminChecker{Checker: inner}
+	r, _ := newTestStanding(inner)
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Add(1)
@@ -115,19 +151,19 @@ func TestRememberingAdminCheckerAsksOnceForConcurrentRequests(t *testing.T) {
 	g.Expect(inner.asked.Load()).To(BeEquivalentTo(1), "one review for twenty requests")
 }
 
-func TestRememberingAdminCheckerWhenAskingFails(t *testing.T) {
+func TestStandingWhenAskingFails(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	inner := &slowChecker{release: make(chan struct{})}
 	close(inner.release)
-	r := &RememberingAdminChecker{Checker: inner, TTL: time.Millisecond}
+	r, clk := newTestStanding(inner)
 	g.Expect(r.IsAdmin(ctx, user("root"))).To(BeTrue())
 
-	time.Sleep(2 * time.Millisecond)
+	clk.Step(2 * r.TTL)
 	inner.err = errors.New("the API server is unreachable")
 	g.Expect(r.IsAdmin(ctx, user("root"))).To(BeTrue(), "an answer past its TTL outlasts an outage")
 
-	r.Forget()
+	r.Changed()
 	_, err := r.IsAdmin(ctx, user("root"))
 	g.Expect(err).To(MatchError(inner.err), "after an RBAC change nothing old is given")
 }

@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"time"
@@ -22,27 +21,25 @@ const (
 	Delete Operation = "DELETE"
 )
 
-// Decision is the outcome of an admission decision: allowed when Errs is
-// empty and NeedAdmin is false.
-type Decision struct {
-	// NeedAdmin is true when the answer depends on the requester's admin
-	// standing, which was AdminUnknown: ask, and decide again.
-	NeedAdmin bool
-	// Errs are the refusals, each on the field at fault.
-	Errs field.ErrorList
+// DefaultLifecycleControllers are the users the cluster's own lifecycle runs
+// as in upstream Kubernetes: kube-controller-manager's namespace controller
+// and garbage collector with --use-service-account-credentials (the
+// default of kubeadm and most distributions), and kube-controller-manager
+// itself without it.
+var DefaultLifecycleControllers = []string{
+	ServiceAccountPrefix + "kube-system:namespace-controller",
+	ServiceAccountPrefix + "kube-system:generic-garbage-collector",
+	"system:kube-controller-manager",
 }
-
-// NeedsAdmin reports whether the decision waits for admin standing.
-func (d Decision) NeedsAdmin() bool { return d.NeedAdmin }
-
-// Allowed reports whether the request may pass.
-func (d Decision) Allowed() bool { return !d.NeedAdmin && len(d.Errs) == 0 }
 
 // TokenRequest is everything a decision about an ApiToken request needs.
 type TokenRequest struct {
 	Operation Operation
 	// User is who sends the request.
 	User *v1alpha1.UserIdentity
+	// Lifecycle is true when User is one of the cluster's lifecycle
+	// controllers (IsLifecycleController).
+	Lifecycle bool
 	// Admin is what is known of User's admin standing.
 	Admin AdminAnswer
 	// Old is the object before the request (UPDATE, DELETE); New after it
@@ -54,189 +51,171 @@ type TokenRequest struct {
 	Now time.Time
 }
 
-var (
-	specPath    = field.NewPath("spec")
-	creatorPath = field.NewPath("metadata", "annotations").Key(v1alpha1.CreatorAnnotation)
-)
-
 // ReviewToken decides an ApiToken request by the permission matrix:
 //
-//	| action                   | Admin token | Team token                          | Wildcard token                     |
+//	| action                   | Admin token | Team token                           | Wildcard token                       |
 //	| create                   | admin       | admin, or owner of every listed team | admin, or owner of at least one team |
-//	| update/recreate/disable  | admin       | admin or creator                     | admin or creator                     |
+//	| update, disable          | admin       | admin or creator                     | admin or creator                     |
+//	| recreate                 | admin       | (admin or creator) and entitled      | (admin or creator) and entitled      |
 //	| delete                   | admin       | admin or creator                     | admin or creator                     |
 //
-// plus the namespace rules (a Team token only where all its teams allow it;
-// a non-admin's Wildcard token only in a namespace of a team they own), the
-// teams' policies, and the creator annotation, which never changes.
-func ReviewToken(req TokenRequest) Decision {
+// plus the namespace rules and the teams' policies (Entitled, PolicyOf), the
+// creator record (the whole requesting identity at CREATE, the recreating
+// identity on a recreate, unchanged otherwise), and the cluster's lifecycle
+// controllers, which may always delete.
+func ReviewToken(req TokenRequest) Verdict {
 	switch req.Operation {
 	case Create:
 		return reviewTokenCreate(req)
 	case Update:
 		return reviewTokenUpdate(req)
 	case Delete:
+		if req.Lifecycle {
+			// Namespace deletion and garbage collection must finish; they
+			// delete what its owner (or its namespace) already gave up.
+			return allowed
+		}
 		return reviewTokenChange(req, req.Old, "delete")
 	}
-	return Decision{Errs: field.ErrorList{field.NotSupported(field.NewPath("operation"), req.Operation, []Operation{Create, Update, Delete})}}
+	return Verdict{Errs: field.ErrorList{field.NotSupported(field.NewPath("operation"), req.Operation, []Operation{Create, Update, Delete})}}
 }
 
-func reviewTokenCreate(req TokenRequest) Decision {
+func reviewTokenCreate(req TokenRequest) Verdict {
 	tok := req.New
-	var errs field.ErrorList
-	if creator, err := CreatorOf(tok); err != nil || creator == nil || creator.Username != req.User.Username {
-		errs = append(errs, field.Forbidden(creatorPath, "must record the requesting user; the mutating webhook sets it"))
+	var v Verdict
+	if creator, err := CreatorOf(tok); err != nil || !SameIdentity(creator, req.User) {
+		v = v.and(refuse("", field.Forbidden(creatorPath,
+			"must record the requesting user exactly (username, uid, groups and extra); the mutating webhook sets it, so this request bypassed or re-ran it")))
 	}
-	switch tok.Spec.Type {
-	case v1alpha1.AdminTokenType:
-		if d, ok := requireAdmin(req.Admin, specPath.Child("type"), "only admins may create Admin tokens"); !ok {
-			return d.with(errs)
-		}
-	case v1alpha1.TeamTokenType:
-		var notOwned []string
-		for i, name := range tok.Spec.Teams {
-			team, ok := req.Teams[name]
-			teamPath := specPath.Child("teams").Index(i)
-			switch {
-			case !ok:
-				errs = append(errs, field.NotFound(teamPath, name))
-			case !slices.Contains(team.Spec.Namespaces, tok.Namespace):
-				errs = append(errs, field.Forbidden(teamPath,
-					fmt.Sprintf("team %q does not allow tokens in namespace %q (spec.namespaces: %v)", name, tok.Namespace, team.Spec.Namespaces)))
-			case !IsOwner(team, req.User):
-				notOwned = append(notOwned, name)
-			}
-		}
-		if len(notOwned) > 0 {
-			if d, ok := requireAdmin(req.Admin, specPath.Child("teams"),
-				fmt.Sprintf("only admins and owners of every listed team may create this Team token; %q does not own %s", req.User.Username, quoteJoin(notOwned))); !ok {
-				return d.with(errs)
-			}
-		}
-	case v1alpha1.WildcardTokenType:
-		if !ownsTeamIn(req.Teams, req.User, tok.Namespace) {
-			msg := fmt.Sprintf("only admins and team owners may create Wildcard tokens, and a team owner only in a namespace of a team they own; %q owns no team that allows namespace %q", req.User.Username, tok.Namespace)
-			if d, ok := requireAdmin(req.Admin, specPath.Child("type"), msg); !ok {
-				return d.with(errs)
-			}
-		}
-	default:
-		errs = append(errs, field.NotSupported(specPath.Child("type"), tok.Spec.Type,
-			[]v1alpha1.ApiTokenType{v1alpha1.TeamTokenType, v1alpha1.WildcardTokenType, v1alpha1.AdminTokenType}))
-	}
-	errs = append(errs, CheckPolicy(&tok.Spec, req.Teams, req.Now)...)
-	return Decision{Errs: errs}
+	return v.and(entitledWithPolicy(req, tok))
 }
 
-func reviewTokenUpdate(req TokenRequest) Decision {
-	var errs field.ErrorList
-	if req.Old.Annotations[v1alpha1.CreatorAnnotation] != req.New.Annotations[v1alpha1.CreatorAnnotation] {
-		errs = append(errs, field.Forbidden(creatorPath, "the creator is recorded at creation and cannot change"))
+// entitledWithPolicy decides whether the requester may hold tok as it will
+// be: entitled to it, and within the policies that bind it.
+func entitledWithPolicy(req TokenRequest, tok *v1alpha1.ApiToken) Verdict {
+	t := TokenOf(tok)
+	v := Entitled(t, req.User, req.Teams, req.Admin)
+	if !v.Allowed() {
+		return v
 	}
-	if equality.Semantic.DeepEqual(req.Old.Spec, req.New.Spec) {
-		return Decision{Errs: errs} // labels and other annotations are anyone's with RBAC to write
+	return PolicyOf(t, &tok.Spec, req.User, req.Teams, req.Admin, req.Now)
+}
+
+func reviewTokenUpdate(req TokenRequest) Verdict {
+	old, tok := req.Old, req.New
+	recreate := old.Spec.Recreate != tok.Spec.Recreate
+	var v Verdict
+	if old.Annotations[v1alpha1.CreatorAnnotation] != tok.Annotations[v1alpha1.CreatorAnnotation] {
+		creator, err := CreatorOf(tok)
+		if !recreate || err != nil || !SameIdentity(creator, req.User) {
+			v = v.and(refuse("", field.Forbidden(creatorPath,
+				"the creator is recorded at creation and changes only to the identity that bumps spec.recreate; the mutating webhook sets it")))
+		}
 	}
-	d := reviewTokenChange(req, req.New, "update")
-	d.Errs = append(errs, d.Errs...)
-	if d.NeedAdmin || len(d.Errs) > 0 {
-		return d
+	if equality.Semantic.DeepEqual(old.Spec, tok.Spec) {
+		return v // labels and other annotations are anyone's with RBAC to write
 	}
-	// A changed spec keeps its teams' policies, counted from now.
-	d.Errs = append(d.Errs, CheckPolicy(&req.New.Spec, req.Teams, req.Now)...)
-	return d
+	// The old object names the creator: on a recreate the mutating webhook
+	// has already stamped the requester into the new one.
+	v = v.and(reviewTokenChange(req, old, "update"))
+	if !v.Allowed() {
+		return v
+	}
+	if recreate {
+		// The one who recreates becomes the creator: they must be entitled
+		// to hold it, or a recreate could revive what they may not have.
+		return entitledWithPolicy(req, tok)
+	}
+	// A changed spec keeps its policies, counted from now. Only its creator
+	// or an admin got this far, and an admin's change follows no Wildcard
+	// policy, so the requester's standing decides.
+	return PolicyOf(TokenOf(tok), &tok.Spec, req.User, req.Teams, req.Admin, req.Now)
 }
 
 // reviewTokenChange decides who may update or delete tok: an admin, or for
 // Team and Wildcard tokens also its creator.
-func reviewTokenChange(req TokenRequest, tok *v1alpha1.ApiToken, verb string) Decision {
+func reviewTokenChange(req TokenRequest, tok *v1alpha1.ApiToken, verb string) Verdict {
 	if tok.Spec.Type != v1alpha1.AdminTokenType {
 		if creator, err := CreatorOf(tok); err == nil && creator != nil && creator.Username == req.User.Username {
-			return Decision{}
+			return allowed
 		}
-		d, _ := requireAdmin(req.Admin, field.NewPath("metadata"), fmt.Sprintf("only admins and the token's creator may %s it", verb))
-		return d
+		return orAdmin(req.Admin, refuse("", field.Forbidden(field.NewPath("metadata"), fmt.Sprintf("only admins and the token's creator may %s it", verb))))
 	}
-	d, _ := requireAdmin(req.Admin, field.NewPath("metadata"), fmt.Sprintf("only admins may %s Admin tokens", verb))
-	return d
+	return orAdmin(req.Admin, refuse("", field.Forbidden(field.NewPath("metadata"), fmt.Sprintf("only admins may %s Admin tokens", verb))))
 }
 
-// ownsTeamIn reports whether user owns a team that allows namespace.
-func ownsTeamIn(teams Teams, user *v1alpha1.UserIdentity, namespace string) bool {
-	for _, team := range teams {
-		if IsOwner(team, user) && slices.Contains(team.Spec.Namespaces, namespace) {
-			return true
-		}
+// SameIdentity reports whether a and b are the same identity in everything
+// SubjectAccessReview and team ownership look at: username, uid, groups
+// (in any order) and extra. Empty and missing are the same.
+func SameIdentity(a, b *v1alpha1.UserIdentity) bool {
+	if a == nil || b == nil {
+		return a == b
 	}
-	return false
+	return identityKey(a) == identityKey(b)
 }
 
-// requireAdmin is ok for an admin, asks when standing is unknown, and
-// otherwise refuses with msg on path.
-func requireAdmin(admin AdminAnswer, path *field.Path, msg string) (Decision, bool) {
-	switch admin {
-	case AdminYes:
-		return Decision{}, true
-	case AdminUnknown:
-		return Decision{NeedAdmin: true}, false
-	}
-	return Decision{Errs: field.ErrorList{field.Forbidden(path, msg)}}, false
-}
-
-// with adds errs found before a refusal or a need for admin standing.
-func (d Decision) with(errs field.ErrorList) Decision {
-	d.Errs = append(errs, d.Errs...)
-	return d
+// IsLifecycleController reports whether user is one of the cluster's own
+// lifecycle controllers, named in controllers.
+func IsLifecycleController(user *v1alpha1.UserIdentity, controllers []string) bool {
+	return user != nil && slices.Contains(controllers, user.Username)
 }
 
 // TeamRequest is everything a decision about a Team request needs.
 type TeamRequest struct {
 	Operation Operation
 	User      *v1alpha1.UserIdentity
+	// Lifecycle is true when User is one of the cluster's lifecycle
+	// controllers.
+	Lifecycle bool
 	Admin     AdminAnswer
 	Old, New  *v1alpha1.Team
 }
 
 // ReviewTeam decides a Team request: admins create and delete Teams and
-// change their namespaces; owners may change the rest of their own Team.
-func ReviewTeam(req TeamRequest) Decision {
+// change their namespaces; owners may change the rest of their own Team,
+// metadata included; nobody else may change a Team at all. The cluster's
+// lifecycle controllers may delete Teams and change their metadata (the
+// garbage collector removes its finalizers and owner references).
+func ReviewTeam(req TeamRequest) Verdict {
+	metadata := field.NewPath("metadata")
 	switch req.Operation {
 	case Create:
-		d, _ := requireAdmin(req.Admin, field.NewPath("metadata"), "only admins may create Teams")
-		return d
+		return orAdmin(req.Admin, refuse("", field.Forbidden(metadata, "only admins may create Teams")))
 	case Delete:
-		d, _ := requireAdmin(req.Admin, field.NewPath("metadata"), "only admins may delete Teams")
-		return d
+		if req.Lifecycle {
+			return allowed
+		}
+		return orAdmin(req.Admin, refuse("", field.Forbidden(metadata, "only admins may delete Teams")))
 	case Update:
-		if equality.Semantic.DeepEqual(req.Old.Spec, req.New.Spec) {
-			return Decision{}
+		specChanged := !equality.Semantic.DeepEqual(req.Old.Spec, req.New.Spec)
+		if !specChanged && !teamMetadataChanged(req.Old, req.New) {
+			return allowed
+		}
+		if !specChanged && req.Lifecycle {
+			return allowed
 		}
 		if !equality.Semantic.DeepEqual(req.Old.Spec.Namespaces, req.New.Spec.Namespaces) {
-			d, _ := requireAdmin(req.Admin, specPath.Child("namespaces"), "only admins may change a Team's namespaces")
-			return d
+			return orAdmin(req.Admin, refuse("", field.Forbidden(specPath.Child("namespaces"), "only admins may change a Team's namespaces")))
 		}
 		if IsOwner(req.Old, req.User) {
-			return Decision{}
+			return allowed
 		}
-		d, _ := requireAdmin(req.Admin, specPath, fmt.Sprintf("only admins and owners of team %q may change it", req.Old.Name))
-		return d
+		path := specPath
+		if !specChanged {
+			path = metadata
+		}
+		return orAdmin(req.Admin, refuse("", field.Forbidden(path,
+			fmt.Sprintf("only admins and owners of team %q may change it, its labels, annotations, finalizers and owner references included", req.Old.Name))))
 	}
-	return Decision{Errs: field.ErrorList{field.NotSupported(field.NewPath("operation"), req.Operation, []Operation{Create, Update, Delete})}}
+	return Verdict{Errs: field.ErrorList{field.NotSupported(field.NewPath("operation"), req.Operation, []Operation{Create, Update, Delete})}}
 }
 
-// DecideWithAdmin calls decide without knowing the user's admin standing
-// and, only if the answer depends on it, asks checker (a
-// SubjectAccessReview) and decides again: most requests never need to ask.
-func DecideWithAdmin[D interface{ NeedsAdmin() bool }](ctx context.Context, checker AdminChecker, user *v1alpha1.UserIdentity, decide func(AdminAnswer) D) (D, error) {
-	d := decide(AdminUnknown)
-	if !d.NeedsAdmin() {
-		return d, nil
-	}
-	admin, err := checker.IsAdmin(ctx, user)
-	if err != nil {
-		return d, err
-	}
-	return decide(AdminAnswerOf(admin)), nil
+// teamMetadataChanged reports whether an update changes what a person or a
+// controller can set on a Team's metadata. The API server's own
+// bookkeeping (resourceVersion, managedFields, generation) is left out.
+func teamMetadataChanged(old, team *v1alpha1.Team) bool {
+	return !equality.Semantic.DeepEqual(old.Labels, team.Labels) ||
+		!equality.Semantic.DeepEqual(old.Annotations, team.Annotations) ||
+		!equality.Semantic.DeepEqual(old.Finalizers, team.Finalizers) ||
+		!equality.Semantic.DeepEqual(old.OwnerReferences, team.OwnerReferences)
 }
-
-// NeedsAdmin reports whether the verdict waits for admin standing.
-func (v Verdict) NeedsAdmin() bool { return v.NeedAdmin }

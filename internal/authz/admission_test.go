@@ -24,13 +24,17 @@ var (
 	strict  = b.Team("strict", b.WithOwners(b.User("jane")), b.WithNamespaces("payments"), b.WithPolicy("30d", true, "orders:*"))
 	allTeam = teamsOf(payments, orders, strict)
 
-	jane   = user("jane")
-	john   = user("john")
-	lead   = user("bob", "payments-leads")
-	argo   = user("system:serviceaccount:argocd:sync", "system:serviceaccounts")
-	eve    = user("eve")
-	root   = user("root", "platform-admins")
-	notAdm = AdminNo
+	jane = user("jane")
+	john = user("john")
+	lead = user("bob", "payments-leads")
+	argo = user("system:serviceaccount:argocd:sync", "system:serviceaccounts")
+	eve  = user("eve")
+	root = user("root", "platform-admins")
+	// The cluster's lifecycle controllers, as kube-controller-manager
+	// authenticates them.
+	nsController = user("system:serviceaccount:kube-system:namespace-controller", "system:serviceaccounts", "system:serviceaccounts:kube-system")
+	collector    = user("system:serviceaccount:kube-system:generic-garbage-collector", "system:serviceaccounts", "system:serviceaccounts:kube-system")
+	notAdm       = AdminNo
 )
 
 // by stamps the creator annotation as the mutating webhook would.
@@ -72,10 +76,10 @@ func TestReviewToken(t *testing.T) {
 		{"ServiceAccount owner (GitOps) creates a Team token", TokenRequest{Operation: Create, User: argo, New: teamTok("payments", argo, "payments")}, allow},
 		{"owner of one of two teams must be admin", TokenRequest{Operation: Create, User: jane, New: teamTok("shared", jane, "payments", "orders")}, ask},
 		{"owner of one of two teams, not admin", TokenRequest{Operation: Create, User: jane, Admin: notAdm, New: teamTok("shared", jane, "payments", "orders")},
-			refuse(`spec.teams: Forbidden: only admins and owners of every listed team may create this Team token; "jane" does not own "orders"`)},
+			refuse(`spec.teams: Forbidden: "jane" is neither an admin nor an owner of team "orders": only admins and owners of every listed team may hold this Team token`)},
 		{"admin creates a Team token of any team", TokenRequest{Operation: Create, User: root, Admin: AdminYes, New: teamTok("shared", root, "payments", "orders")}, allow},
 		{"stranger creates a Team token", TokenRequest{Operation: Create, User: eve, Admin: notAdm, New: teamTok("payments", eve, "payments")},
-			refuse(`spec.teams: Forbidden: only admins and owners of every listed team`)},
+			refuse(`spec.teams: Forbidden: "eve" is neither an admin nor an owner of team "payments"`)},
 		{"Team token outside its team's namespaces", TokenRequest{Operation: Create, User: jane, New: teamTok("orders", jane, "payments")},
 			refuse(`spec.teams[0]: Forbidden: team "payments" does not allow tokens in namespace "orders"`)},
 		{"Team token in a namespace only one of its teams allows", TokenRequest{Operation: Create, User: root, Admin: AdminYes, New: teamTok("payments", root, "payments", "orders")},
@@ -83,18 +87,18 @@ func TestReviewToken(t *testing.T) {
 		{"admin too is bound by namespaces", TokenRequest{Operation: Create, User: root, Admin: AdminYes, New: teamTok("kube-system", root, "payments")},
 			refuse(`spec.teams[0]: Forbidden: team "payments" does not allow tokens in namespace "kube-system"`)},
 		{"Team token of a team that does not exist", TokenRequest{Operation: Create, User: jane, New: teamTok("payments", jane, "payments", "ghost")},
-			refuse(`spec.teams[1]: Not found: "ghost"`)},
+			refuse(`spec.teams[1]: Forbidden: team "ghost" does not exist or is being deleted`)},
 		// Create: Wildcard tokens.
 		{"owner creates a Wildcard token in their team's namespace", TokenRequest{Operation: Create, User: john, New: tokenIn("orders", by(john))}, allow},
 		{"owner creates a Wildcard token in a namespace of another team must be admin", TokenRequest{Operation: Create, User: john, New: tokenIn("payments", by(john))}, ask},
 		{"owner creates a Wildcard token outside their namespaces", TokenRequest{Operation: Create, User: john, Admin: notAdm, New: tokenIn("payments", by(john))},
-			refuse(`spec.type: Forbidden: only admins and team owners may create Wildcard tokens, and a team owner only in a namespace of a team they own; "john" owns no team that allows namespace "payments"`)},
+			refuse(`spec.type: Forbidden: "john" is not an admin and owns no team that allows namespace "payments"`)},
 		{"non-owner creates a Wildcard token", TokenRequest{Operation: Create, User: eve, Admin: notAdm, New: tokenIn("payments", by(eve))},
-			refuse(`spec.type: Forbidden: only admins and team owners may create Wildcard tokens`)},
+			refuse(`spec.type: Forbidden: "eve" is neither an admin nor an owner of any team`)},
 		{"admin creates a Wildcard token anywhere", TokenRequest{Operation: Create, User: root, Admin: AdminYes, New: tokenIn("kube-system", by(root))}, allow},
 		// Create: Admin tokens.
 		{"team owner creates an Admin token", TokenRequest{Operation: Create, User: jane, Admin: notAdm, New: tokenIn("payments", b.WithType(v1alpha1.AdminTokenType), by(jane))},
-			refuse(`spec.type: Forbidden: only admins may create Admin tokens`)},
+			refuse(`spec.type: Forbidden: "jane" is not a Tokenwarden admin: only admins may hold Admin tokens`)},
 		{"Admin token asks for admin standing", TokenRequest{Operation: Create, User: jane, New: tokenIn("payments", b.WithType(v1alpha1.AdminTokenType), by(jane))}, ask},
 		{"admin creates an Admin token", TokenRequest{Operation: Create, User: root, Admin: AdminYes, New: tokenIn("ops", b.WithType(v1alpha1.AdminTokenType), by(root))}, allow},
 		// Create: the creator annotation.
@@ -132,7 +136,7 @@ func TestReviewToken(t *testing.T) {
 			refuse(`metadata: Forbidden: only admins may update Admin tokens`)},
 		{"changing the creator annotation", TokenRequest{Operation: Update, User: root, Admin: AdminYes,
 			Old: teamTok("payments", jane, "payments"), New: teamTok("payments", root, "payments")},
-			refuse(`metadata.annotations[auth.tokenwarden.io/creator]: Forbidden: the creator is recorded at creation and cannot change`)},
+			refuse(`metadata.annotations[auth.tokenwarden.io/creator]: Forbidden: the creator is recorded at creation and changes only to the identity that bumps spec.recreate`)},
 		{"removing the creator annotation", TokenRequest{Operation: Update, User: jane,
 			Old: teamTok("payments", jane, "payments"), New: tokenIn("payments", b.TeamToken("payments"))},
 			refuse(`metadata.annotations[auth.tokenwarden.io/creator]: Forbidden`)},
@@ -151,6 +155,36 @@ func TestReviewToken(t *testing.T) {
 		{"creator deletes an Admin token after demotion", TokenRequest{Operation: Delete, User: root, Admin: notAdm, Old: tokenIn("ops", b.WithType(v1alpha1.AdminTokenType), by(root))},
 			refuse(`metadata: Forbidden: only admins may delete Admin tokens`)},
 		{"delete of a token without a creator needs an admin", TokenRequest{Operation: Delete, User: jane, Old: tokenIn("payments")}, ask},
+		// The cluster's own lifecycle (#11.1): namespace deletion and garbage
+		// collection always finish.
+		{"the namespace controller deletes anyone's token", TokenRequest{Operation: Delete, User: nsController, Lifecycle: true, Admin: notAdm, Old: tokenIn("ops", b.WithType(v1alpha1.AdminTokenType), by(root))}, allow},
+		{"the garbage collector deletes anyone's token", TokenRequest{Operation: Delete, User: collector, Lifecycle: true, Admin: notAdm, Old: teamTok("payments", jane, "payments")}, allow},
+		{"the same user names without the configured list are strangers", TokenRequest{Operation: Delete, User: collector, Admin: notAdm, Old: teamTok("payments", jane, "payments")},
+			refuse(`metadata: Forbidden: only admins and the token's creator may delete it`)},
+		// The creator record is the whole identity (#11.3).
+		{"a record with the requester's name but forged groups", TokenRequest{Operation: Create, User: jane, New: tokenIn("payments", b.TeamToken("payments"), by(user("jane", "system:masters")))},
+			refuse(`metadata.annotations[auth.tokenwarden.io/creator]: Forbidden: must record the requesting user exactly (username, uid, groups and extra)`)},
+		{"a record with the requester's name but another uid", TokenRequest{Operation: Create, User: jane, New: tokenIn("payments", b.TeamToken("payments"), by(&v1alpha1.UserIdentity{Username: "jane", UID: "forged"}))},
+			refuse(`metadata.annotations[auth.tokenwarden.io/creator]: Forbidden`)},
+		// Wildcard tokens of non-admins keep their creator's teams' policies
+		// (#11.7): jane owns strict, which requires expiry and 30 days at most.
+		{"an owner's Wildcard token without expiry asks whether they are admin", TokenRequest{Operation: Create, User: jane, New: tokenIn("payments", by(jane))}, ask},
+		{"an owner's Wildcard token breaks their team's policy", TokenRequest{Operation: Create, User: jane, Admin: notAdm, New: tokenIn("payments", b.WithLifetime("90d"), b.WithScopes("admin"), by(jane))},
+			refuse(`spec.lifetime: Invalid value: "90d": longer than the maxLifetime 30d of team "strict"`, `spec.scopes[0]: Forbidden: scope "admin" is not allowed by team "strict"`)},
+		{"an owner's Wildcard token within their teams' policies", TokenRequest{Operation: Create, User: jane, New: tokenIn("payments", b.WithLifetime("7d"), b.WithScopes("orders:read"), by(jane))}, allow},
+		{"an admin's Wildcard token follows no team policy", TokenRequest{Operation: Create, User: jane, Admin: AdminYes, New: tokenIn("payments", by(jane))}, allow},
+		{"a creator's edit of a Wildcard token keeps the policy", TokenRequest{Operation: Update, User: jane, Admin: notAdm,
+			Old: tokenIn("payments", b.WithLifetime("7d"), b.WithScopes("orders:read"), by(jane)), New: tokenIn("payments", b.WithScopes("orders:read"), by(jane))},
+			refuse(`spec.lifetime: Required value: team "strict" requires every token to expire`, `team "strict" has a maxLifetime of 30d`)},
+		// A recreate by someone entitled makes them the creator (#11.8).
+		{"an admin recreates someone's token and becomes its creator", TokenRequest{Operation: Update, User: root, Admin: AdminYes,
+			Old: teamTok("payments", jane, "payments"), New: tokenIn("payments", b.TeamToken("payments"), by(root), b.WithRecreate(1))}, allow},
+		{"a creator no longer entitled cannot recreate", TokenRequest{Operation: Update, User: jane, Admin: notAdm,
+			Old: teamTok("orders", jane, "orders"), New: tokenIn("orders", b.TeamToken("orders"), by(jane), b.WithRecreate(1))},
+			refuse(`spec.teams: Forbidden: "jane" is neither an admin nor an owner of team "orders"`)},
+		{"a recreate records exactly the one who recreates", TokenRequest{Operation: Update, User: root, Admin: AdminYes,
+			Old: teamTok("payments", jane, "payments"), New: tokenIn("payments", b.TeamToken("payments"), by(john), b.WithRecreate(1))},
+			refuse(`metadata.annotations[auth.tokenwarden.io/creator]: Forbidden`)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,6 +205,10 @@ func TestReviewToken(t *testing.T) {
 func TestReviewTeam(t *testing.T) {
 	withNamespaces := b.Team("payments", b.WithOwners(payments.Spec.Owners...), b.WithNamespaces("payments"))
 	withDescription := b.Team("payments", b.WithOwners(payments.Spec.Owners...), b.WithNamespaces(payments.Spec.Namespaces...), b.WithDescription("new"))
+	withFinalizer := payments.DeepCopy()
+	withFinalizer.Finalizers = []string{"example.com/keep"}
+	withLabel := payments.DeepCopy()
+	withLabel.Labels = map[string]string{"tier": "gold"}
 	tests := []struct {
 		name      string
 		req       TeamRequest
@@ -190,7 +228,16 @@ func TestReviewTeam(t *testing.T) {
 		{"admin changes the namespaces", TeamRequest{Operation: Update, User: root, Admin: AdminYes, Old: payments, New: withNamespaces}, true, false, ""},
 		{"owner of another team edits it", TeamRequest{Operation: Update, User: john, Admin: notAdm, Old: payments, New: withDescription}, false, false,
 			`spec: Forbidden: only admins and owners of team "payments" may change it`},
-		{"metadata-only update by anyone", TeamRequest{Operation: Update, User: eve, Admin: notAdm, Old: payments, New: payments.DeepCopy()}, true, false, ""},
+		{"an update that changes nothing", TeamRequest{Operation: Update, User: eve, Admin: notAdm, Old: payments, New: payments.DeepCopy()}, true, false, ""},
+		// Nobody but admins and owners changes a Team, metadata included (#11.2).
+		{"a stranger adds a finalizer", TeamRequest{Operation: Update, User: eve, Admin: notAdm, Old: payments, New: withFinalizer}, false, false,
+			`metadata: Forbidden: only admins and owners of team "payments" may change it, its labels, annotations, finalizers and owner references included`},
+		{"a stranger adds a label", TeamRequest{Operation: Update, User: eve, Admin: notAdm, Old: payments, New: withLabel}, false, false, `metadata: Forbidden`},
+		{"an owner adds a label", TeamRequest{Operation: Update, User: jane, Old: payments, New: withLabel}, true, false, ""},
+		{"an admin adds a finalizer", TeamRequest{Operation: Update, User: root, Admin: AdminYes, Old: payments, New: withFinalizer}, true, false, ""},
+		{"the garbage collector removes a finalizer", TeamRequest{Operation: Update, User: collector, Lifecycle: true, Old: withFinalizer, New: payments}, true, false, ""},
+		{"the garbage collector deletes a Team", TeamRequest{Operation: Delete, User: collector, Lifecycle: true, Old: payments}, true, false, ""},
+		{"the garbage collector may not change a spec", TeamRequest{Operation: Update, User: collector, Lifecycle: true, Admin: notAdm, Old: payments, New: withDescription}, false, false, `spec: Forbidden`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

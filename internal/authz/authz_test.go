@@ -48,46 +48,65 @@ func TestMatches(t *testing.T) {
 	}
 }
 
-func TestEntitlement(t *testing.T) {
-	payments := b.Team("payments", b.WithOwners(b.User("jane"), b.Group("payments-leads")))
-	orders := b.Team("orders", b.WithOwners(b.User("john")))
-	all := teamsOf(payments, orders)
-	teamToken := func(teams ...string) *v1alpha1.ApiTokenSpec {
-		return &b.ApiToken("t", "ns", b.TeamToken(teams...)).Spec
+func TestEntitled(t *testing.T) {
+	payments := b.Team("payments", b.WithOwners(b.User("jane"), b.Group("payments-leads")), b.WithNamespaces("ns"))
+	orders := b.Team("orders", b.WithOwners(b.User("john")), b.WithNamespaces("ns", "orders"))
+	deleting := b.Team("deleting", b.WithOwners(b.User("jane")), b.WithNamespaces("ns"))
+	deleting.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+	deleting.Finalizers = []string{"example.com/stranger"}
+	all := TeamsOf([]v1alpha1.Team{*payments, *orders, *deleting})
+	teamToken := func(teams ...string) Token { return Token{Namespace: "ns", Type: v1alpha1.TeamTokenType, Teams: teams} }
+	wildcard := Token{Namespace: "ns", Type: v1alpha1.WildcardTokenType}
+	admin := Token{Namespace: "ns", Type: v1alpha1.AdminTokenType}
+	type want struct {
+		allowed, needAdmin bool
+		reason, message    string
 	}
-	wildcard := &b.ApiToken("t", "ns").Spec
-	admin := &b.ApiToken("t", "ns", b.WithType(v1alpha1.AdminTokenType)).Spec
-
+	allow := want{allowed: true}
+	ask := want{needAdmin: true}
 	tests := []struct {
 		name    string
-		spec    *v1alpha1.ApiTokenSpec
+		tok     Token
 		creator *v1alpha1.UserIdentity
 		teams   Teams
 		admin   AdminAnswer
-		want    Verdict
+		want    want
 	}{
-		{"owner of the only team", teamToken("payments"), user("jane"), all, AdminUnknown, allowed},
-		{"owner through a group", teamToken("payments"), user("bob", "payments-leads"), all, AdminUnknown, allowed},
-		{"owner of one of two teams asks for admin standing", teamToken("payments", "orders"), user("jane"), all, AdminUnknown, needAdmin},
+		{"owner of the only team", teamToken("payments"), user("jane"), all, AdminUnknown, allow},
+		{"owner through a group", teamToken("payments"), user("bob", "payments-leads"), all, AdminUnknown, allow},
+		{"owner of one of two teams asks for admin standing", teamToken("payments", "orders"), user("jane"), all, AdminUnknown, ask},
 		{"owner of one of two teams, not admin", teamToken("payments", "orders"), user("jane"), all, AdminNo,
-			Verdict{Reason: v1alpha1.ReasonCreatorNotOwner, Message: `creator "jane" is neither an admin nor an owner of team "orders"`}},
-		{"owner of one of two teams, admin", teamToken("payments", "orders"), user("jane"), all, AdminYes, allowed},
+			want{reason: v1alpha1.ReasonCreatorNotOwner, message: `"jane" is neither an admin nor an owner of team "orders"`}},
+		{"owner of one of two teams, admin", teamToken("payments", "orders"), user("jane"), all, AdminYes, allow},
 		{"deleted team, even for an admin", teamToken("payments", "gone"), user("jane"), all, AdminYes,
-			Verdict{Reason: v1alpha1.ReasonTeamDeleted, Message: `team "gone" does not exist`}},
-		{"wildcard by an owner of any team", wildcard, user("john"), all, AdminUnknown, allowed},
+			want{reason: v1alpha1.ReasonTeamDeleted, message: `team "gone" does not exist or is being deleted`}},
+		{"a team being deleted counts as deleted, whatever holds it", teamToken("deleting"), user("jane"), all, AdminYes,
+			want{reason: v1alpha1.ReasonTeamDeleted, message: `team "deleting" does not exist or is being deleted`}},
+		{"namespace no longer allowed, even for an admin", Token{Namespace: "orders", Type: v1alpha1.TeamTokenType, Teams: []string{"payments"}}, user("jane"), all, AdminYes,
+			want{reason: v1alpha1.ReasonNamespaceNotAllowed, message: `team "payments" does not allow tokens in namespace "orders"`}},
+		{"wildcard by an owner of a team of its namespace", wildcard, user("john"), all, AdminUnknown, allow},
+		{"wildcard by an owner, outside their namespaces", Token{Namespace: "elsewhere", Type: v1alpha1.WildcardTokenType}, user("john"), all, AdminNo,
+			want{reason: v1alpha1.ReasonNamespaceNotAllowed, message: `"john" is not an admin and owns no team that allows namespace "elsewhere"`}},
 		{"wildcard by a non-owner, not admin", wildcard, user("eve"), all, AdminNo,
-			Verdict{Reason: v1alpha1.ReasonCreatorNotOwner, Message: `creator "eve" is neither an admin nor an owner of any team`}},
-		{"wildcard by an admin owning nothing", wildcard, user("root"), Teams{}, AdminYes, allowed},
-		{"admin token asks for admin standing", admin, user("jane"), all, AdminUnknown, needAdmin},
-		{"admin token, creator still admin", admin, user("root"), all, AdminYes, allowed},
+			want{reason: v1alpha1.ReasonCreatorNotOwner, message: `"eve" is neither an admin nor an owner of any team`}},
+		{"wildcard by an admin owning nothing", wildcard, user("root"), Teams{}, AdminYes, allow},
+		{"admin token asks for admin standing", admin, user("jane"), all, AdminUnknown, ask},
+		{"admin token, creator still admin", admin, user("root"), all, AdminYes, allow},
 		{"admin token, creator demoted", admin, user("root"), all, AdminNo,
-			Verdict{Reason: v1alpha1.ReasonCreatorNotAdmin, Message: `creator "root" is not a Tokenwarden admin`}},
+			want{reason: v1alpha1.ReasonCreatorNotAdmin, message: `"root" is not a Tokenwarden admin`}},
 		{"no creator recorded", teamToken("payments"), nil, all, AdminYes,
-			Verdict{Reason: v1alpha1.ReasonCreatorUnknown, Message: "the token has no valid auth.tokenwarden.io/creator annotation, so its creator cannot be checked"}},
+			want{reason: v1alpha1.ReasonCreatorUnknown, message: "the token has no valid auth.tokenwarden.io/creator annotation, so its creator cannot be checked"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			NewWithT(t).Expect(Entitlement(tt.spec, tt.creator, tt.teams, tt.admin)).To(Equal(tt.want))
+			g := NewWithT(t)
+			v := Entitled(tt.tok, tt.creator, tt.teams, tt.admin)
+			g.Expect(v.Allowed()).To(Equal(tt.want.allowed), "%v", v.Errs)
+			g.Expect(v.NeedAdmin).To(Equal(tt.want.needAdmin))
+			g.Expect(v.Reason).To(Equal(tt.want.reason))
+			if tt.want.message != "" {
+				g.Expect(v.Message()).To(ContainSubstring(tt.want.message))
+			}
 		})
 	}
 }
@@ -112,12 +131,12 @@ func TestCheckPolicy(t *testing.T) {
 			[]string{`spec.expiresAt: Invalid value: "2027-01-02T00:00:00Z": further away than the maxLifetime 30d of team "strict"`}},
 		{"scope outside the globs", b.ApiToken("t", "ns", b.TeamToken("strict", "lax"), b.WithLifetime("1d"), b.WithScopes("orders:write", "refunds:write")),
 			[]string{`spec.scopes[1]: Forbidden: scope "refunds:write" is not allowed by team "strict"`}},
-		{"wildcard tokens follow no team policy", b.ApiToken("t", "ns", b.WithScopes("refunds:write")), nil},
+		{"a token of no team follows no team policy", b.ApiToken("t", "ns", b.WithScopes("refunds:write")), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			errs := CheckPolicy(&tt.token.Spec, teams, now)
+			errs := CheckPolicy(&tt.token.Spec, tt.token.Spec.Teams, teams, now)
 			g.Expect(errs).To(HaveLen(len(tt.want)), "%v", errs)
 			for i, want := range tt.want {
 				g.Expect(errs[i].Error()).To(ContainSubstring(want))
@@ -180,4 +199,34 @@ func TestOwnerKeysMeetSubjectKeys(t *testing.T) {
 	g.Expect(keys).To(ContainElement(SubjectKey(b.ServiceAccount("argocd", "sync"))))
 	g.Expect(keys).To(ContainElement(SubjectKey(b.Group("devs"))))
 	g.Expect(keys).NotTo(ContainElement(SubjectKey(b.User("devs"))))
+}
+
+func TestSameIdentity(t *testing.T) {
+	g := NewWithT(t)
+	jane := &v1alpha1.UserIdentity{Username: "jane", UID: "1", Groups: []string{"a", "b"}, Extra: map[string][]string{"scopes": {"x"}}}
+	g.Expect(SameIdentity(jane, jane.DeepCopy())).To(BeTrue())
+	reordered := jane.DeepCopy()
+	reordered.Groups = []string{"b", "a"}
+	g.Expect(SameIdentity(jane, reordered)).To(BeTrue(), "groups in any order")
+	for name, change := range map[string]func(*v1alpha1.UserIdentity){
+		"another uid":       func(u *v1alpha1.UserIdentity) { u.UID = "2" },
+		"one more group":    func(u *v1alpha1.UserIdentity) { u.Groups = append(u.Groups, "system:masters") },
+		"other extra":       func(u *v1alpha1.UserIdentity) { u.Extra["scopes"] = []string{"y"} },
+		"a group for extra": func(u *v1alpha1.UserIdentity) { u.Groups, u.Extra = []string{"a", "b", "scopes", "1", "x"}, nil },
+	} {
+		other := jane.DeepCopy()
+		change(other)
+		g.Expect(SameIdentity(jane, other)).To(BeFalse(), name)
+	}
+	g.Expect(SameIdentity(&v1alpha1.UserIdentity{Username: "u"}, &v1alpha1.UserIdentity{Username: "u", Groups: []string{}, Extra: map[string][]string{}})).To(BeTrue(), "empty is missing")
+	g.Expect(SameIdentity(nil, jane)).To(BeFalse())
+}
+
+func TestIsLifecycleController(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(IsLifecycleController(user("system:serviceaccount:kube-system:namespace-controller"), DefaultLifecycleControllers)).To(BeTrue())
+	g.Expect(IsLifecycleController(user("system:serviceaccount:kube-system:generic-garbage-collector"), DefaultLifecycleControllers)).To(BeTrue())
+	g.Expect(IsLifecycleController(user("system:serviceaccount:default:namespace-controller"), DefaultLifecycleControllers)).To(BeFalse())
+	g.Expect(IsLifecycleController(user("namespace-controller"), DefaultLifecycleControllers)).To(BeFalse())
+	g.Expect(IsLifecycleController(nil, DefaultLifecycleControllers)).To(BeFalse())
 }

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -10,44 +11,99 @@ import (
 	"github.com/tokenwarden/tokenwarden/internal/duration"
 )
 
-// CheckPolicy returns how spec breaks the policies of the Teams it names,
-// as errors on the spec fields at fault. from is the instant lifetimes count
-// from: now at admission, the issuance instant at reconcile time.
-//
-// Policies bind Team tokens only: a Wildcard token speaks for whichever
-// teams its creator owns at verification time, so no fixed policy applies.
-func CheckPolicy(spec *v1alpha1.ApiTokenSpec, teams Teams, from time.Time) field.ErrorList {
-	if spec.Type != v1alpha1.TeamTokenType {
+// PolicyOf decides whether spec keeps the team policies that bind tok when
+// holder holds it, counting lifetimes from from (now at admission, the
+// issuance instant at reconcile time):
+//   - a Team token keeps the policies of its teams;
+//   - a Wildcard token of a non-admin keeps the policy of every team the
+//     holder owns now: it may speak for any of them, so it must satisfy the
+//     strictest of each rule. Owning a team whose policy it breaks later does
+//     not fail it: the verifier then leaves that team out (SpeaksFor);
+//   - Admin tokens, and an admin's Wildcard tokens, follow no team policy.
+func PolicyOf(tok Token, spec *v1alpha1.ApiTokenSpec, holder *v1alpha1.UserIdentity, teams Teams, admin AdminAnswer, from time.Time) Verdict {
+	switch tok.Type {
+	case v1alpha1.TeamTokenType:
+		if errs := CheckPolicy(spec, tok.Teams, teams, from); len(errs) > 0 {
+			return Verdict{Reason: v1alpha1.ReasonPolicyViolation, Errs: errs}
+		}
+	case v1alpha1.WildcardTokenType:
+		if admin == AdminYes {
+			return allowed
+		}
+		if errs := CheckPolicy(spec, OwnedTeams(holder, teams), teams, from); len(errs) > 0 {
+			return orAdmin(admin, Verdict{Reason: v1alpha1.ReasonPolicyViolation, Errs: errs})
+		}
+	}
+	return allowed
+}
+
+// OwnedTeams are the names of the teams user owns, sorted.
+func OwnedTeams(user *v1alpha1.UserIdentity, teams Teams) []string {
+	var names []string
+	for name, team := range teams {
+		if IsOwner(team, user) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// CheckPolicy returns how spec breaks the policies of the Teams called
+// names, as errors on the spec fields at fault. from is the instant
+// lifetimes count from.
+func CheckPolicy(spec *v1alpha1.ApiTokenSpec, names []string, teams Teams, from time.Time) field.ErrorList {
+	if len(names) == 0 {
 		return nil
 	}
-	specPath := field.NewPath("spec")
 	var errs field.ErrorList
 	lifetime, lifetimeErr := effectiveLifetime(spec, from)
 	if lifetimeErr != nil {
 		errs = append(errs, field.Invalid(specPath.Child("lifetime"), *spec.Lifetime, lifetimeErr.Error()))
 	}
-	for _, name := range spec.Teams {
-		team, ok := teams[name]
-		if !ok || team.Spec.Policy == nil {
-			continue
+	for _, name := range names {
+		if team, ok := teams[name]; ok {
+			errs = append(errs, teamPolicyErrors(spec, team, lifetime)...)
 		}
-		policy := team.Spec.Policy
-		if policy.RequireExpiry && spec.ExpiresAt == nil && spec.Lifetime == nil {
-			errs = append(errs, field.Required(specPath.Child("lifetime"),
-				fmt.Sprintf("team %q requires every token to expire: set lifetime or expiresAt", name)))
+	}
+	return errs
+}
+
+// KeepsPolicy reports whether a token of spec, issued at from, keeps team's
+// policy: the same rule as CheckPolicy, for the verifier, which allocates
+// nothing unless the token breaks it.
+func KeepsPolicy(spec *v1alpha1.ApiTokenSpec, team *v1alpha1.Team, from time.Time) bool {
+	if team.Spec.Policy == nil {
+		return true
+	}
+	lifetime, err := effectiveLifetime(spec, from)
+	return err == nil && len(teamPolicyErrors(spec, team, lifetime)) == 0
+}
+
+// teamPolicyErrors returns how spec, verifying for lifetime (nil: forever,
+// or unknown when the lifetime does not parse), breaks team's policy.
+func teamPolicyErrors(spec *v1alpha1.ApiTokenSpec, team *v1alpha1.Team, lifetime *time.Duration) field.ErrorList {
+	policy := team.Spec.Policy
+	if policy == nil {
+		return nil
+	}
+	name := team.Name
+	var errs field.ErrorList
+	if policy.RequireExpiry && spec.ExpiresAt == nil && spec.Lifetime == nil {
+		errs = append(errs, field.Required(specPath.Child("lifetime"),
+			fmt.Sprintf("team %q requires every token to expire: set lifetime or expiresAt", name)))
+	}
+	if policy.MaxLifetime != nil && (lifetime != nil || spec.Lifetime == nil) {
+		max, err := duration.Parse(*policy.MaxLifetime)
+		if err == nil && (lifetime == nil || *lifetime > max) {
+			errs = append(errs, lifetimeError(spec, specPath, name, *policy.MaxLifetime))
 		}
-		if policy.MaxLifetime != nil && lifetimeErr == nil {
-			max, err := duration.Parse(*policy.MaxLifetime)
-			if err == nil && (lifetime == nil || *lifetime > max) {
-				errs = append(errs, lifetimeError(spec, specPath, name, *policy.MaxLifetime))
-			}
-		}
-		if len(policy.AllowedScopes) > 0 {
-			for i, scope := range spec.Scopes {
-				if !scopeAllowed(scope, policy.AllowedScopes) {
-					errs = append(errs, field.Forbidden(specPath.Child("scopes").Index(i),
-						fmt.Sprintf("scope %q is not allowed by team %q (allowedScopes: %v)", scope, name, policy.AllowedScopes)))
-				}
+	}
+	if len(policy.AllowedScopes) > 0 {
+		for i, scope := range spec.Scopes {
+			if !scopeAllowed(scope, policy.AllowedScopes) {
+				errs = append(errs, field.Forbidden(specPath.Child("scopes").Index(i),
+					fmt.Sprintf("scope %q is not allowed by team %q (allowedScopes: %v)", scope, name, policy.AllowedScopes)))
 			}
 		}
 	}
@@ -93,4 +149,32 @@ func scopeAllowed(scope v1alpha1.ScopeString, globs []v1alpha1.ScopeGlob) bool {
 		}
 	}
 	return false
+}
+
+// WildcardTeams are the teams a Wildcard token of spec, issued at issuedAt
+// and held by holder, speaks for now, out of names (the sorted names of
+// teams): every team when holder is an admin; otherwise the teams holder
+// owns whose policy the token keeps, so that a team owner's token never
+// speaks for a team whose rules it breaks. It reports needAdmin, and no
+// teams, when the answer depends on admin standing that admin does not
+// give: holder does not own, within policy, every team.
+func WildcardTeams(spec *v1alpha1.ApiTokenSpec, issuedAt time.Time, holder *v1alpha1.UserIdentity, teams Teams, names []string, admin AdminAnswer) (speaksFor []string, needAdmin bool) {
+	if admin == AdminYes {
+		return names, false
+	}
+	owned := make([]string, 0, len(names))
+	for _, name := range names {
+		if team := teams[name]; IsOwner(team, holder) && KeepsPolicy(spec, team, issuedAt) {
+			owned = append(owned, name)
+		}
+	}
+	// Owning every team already gives every team, so an admin check could
+	// not add anything; skipping it spares a SubjectAccessReview.
+	if len(owned) == len(names) {
+		return names, false
+	}
+	if admin == AdminUnknown {
+		return nil, true
+	}
+	return owned, false
 }

@@ -52,8 +52,14 @@ func NewTeamTable() *TeamTable {
 }
 
 // Upsert records team. The table keeps the pointer: informers hand out
-// objects that nobody changes, and the caller must not change it either.
+// objects that nobody changes, and the caller must not change it either. A
+// Team being deleted counts as deleted from its deletionTimestamp on,
+// whatever finalizer still holds it.
 func (t *TeamTable) Upsert(team *v1alpha1.Team) {
+	if !authz.Exists(team) {
+		t.Delete(team.Name)
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old, known := t.teams[team.Name]
@@ -70,6 +76,9 @@ func (t *TeamTable) Upsert(team *v1alpha1.Team) {
 func (t *TeamTable) Delete(name string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if _, known := t.teams[name]; !known {
+		return // a Team being deleted is upserted with every status write
+	}
 	delete(t.teams, name)
 	t.publish()
 }

@@ -13,7 +13,7 @@ func TestTeamTable(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	table := NewTeamTable()
-	payments := b.Team("payments", b.WithOwners(b.User("jane")))
+	payments := b.Team("payments", b.WithOwners(b.User("jane")), b.WithNamespaces("ns", "payments"))
 	payments.Generation = 1
 	table.Upsert(payments)
 	_, err := table.Snapshot(ctx)

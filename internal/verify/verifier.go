@@ -37,7 +37,10 @@ const (
 // outcomeVerified is the outcome label of a verified request.
 const outcomeVerified = "Verified"
 
-// UserPrefix starts Identity.User: tokenwarden:<namespace>:<name>.
+// UserPrefix starts Identity.User: tokenwarden:<namespace>:<name>:<uid>,
+// where uid is the ApiToken's metadata.uid, so that a token deleted and
+// created again under the same name is another user and inherits none of
+// the RBAC bindings made for the one before.
 const UserPrefix = "tokenwarden:"
 
 // Identity is who a verified token is: the wire contract of /verify,
@@ -62,8 +65,8 @@ type Verifier struct {
 	// Admins decides whether a creator is an admin; nil means nobody is. It
 	// is asked on every verification of an Admin token, and of a Team or
 	// Wildcard token whose creator's ownership alone does not decide, so
-	// give it a RememberingAdminChecker kept fresh by an RBAC watch, not a
-	// bare SubjectAccessReviewer.
+	// give it an authz.Standing, which remembers answers and watches RBAC,
+	// not a bare SubjectAccessReviewer.
 	Admins authz.AdminChecker
 }
 
@@ -184,7 +187,7 @@ func refusal(e *Entry, now time.Time) string {
 }
 
 // standing checks, at request time, that r's creator may still hold it,
-// with the same decision the reconciler invalidates by, and resolves the
+// with the reconciler's own decision (authz.Entitled), and resolves the
 // teams it speaks for now. A token whose creator lost the right is refused
 // as Invalidated at once: the reconciler's invalidation of it, and of every
 // other token of the same creator, follows, but a Team edit that strips a
@@ -198,17 +201,14 @@ func (v *Verifier) standing(ctx context.Context, r *record) ([]string, string, e
 		}
 	}
 	e := &r.entry
-	spec := v1alpha1.ApiTokenSpec{Type: e.Type, Teams: e.Teams}
-	admin := authz.AdminUnknown
-	verdict := authz.Entitlement(&spec, e.Creator, snap.ByName, admin)
-	if verdict.NeedAdmin {
-		var err error
-		if admin, err = v.isAdmin(ctx, e.Creator); err != nil {
-			return nil, "", err
-		}
-		verdict = authz.Entitlement(&spec, e.Creator, snap.ByName, admin)
+	tok := authz.Token{Namespace: e.Key.Namespace, Type: e.Type, Teams: e.Teams}
+	verdict, admin, err := authz.Decide(ctx, v.Admins, e.Creator, func(admin authz.AdminAnswer) authz.Verdict {
+		return authz.Entitled(tok, e.Creator, snap.ByName, admin)
+	})
+	if err != nil {
+		return nil, "", err
 	}
-	if !verdict.Allowed {
+	if !verdict.Allowed() {
 		return nil, ReasonInvalidated, nil
 	}
 	if !r.dynamicTeams {
@@ -217,27 +217,14 @@ func (v *Verifier) standing(ctx context.Context, r *record) ([]string, string, e
 	if e.Type == v1alpha1.AdminTokenType {
 		return snap.Names, "", nil
 	}
-	owned := make([]string, 0, len(snap.Names))
-	for _, name := range snap.Names {
-		if authz.IsOwner(snap.ByName[name], e.Creator) {
-			owned = append(owned, name)
-		}
-	}
-	// Owning every team already gives every team, so an admin check could
-	// not add anything; skipping it spares a SubjectAccessReview.
-	if len(owned) == len(snap.Names) {
-		return snap.Names, "", nil
-	}
-	if admin == authz.AdminUnknown {
-		var err error
+	teams, needAdmin := authz.WildcardTeams(&r.spec, e.IssuedAt, e.Creator, snap.ByName, snap.Names, admin)
+	if needAdmin {
 		if admin, err = v.isAdmin(ctx, e.Creator); err != nil {
 			return nil, "", err
 		}
+		teams, _ = authz.WildcardTeams(&r.spec, e.IssuedAt, e.Creator, snap.ByName, snap.Names, admin)
 	}
-	if admin == authz.AdminYes {
-		return snap.Names, "", nil
-	}
-	return owned, "", nil
+	return teams, "", nil
 }
 
 // isAdmin asks Admins about user; without Admins nobody is an admin.

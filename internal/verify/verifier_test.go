@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"testing"
 	"time"
 
@@ -14,10 +15,19 @@ import (
 	"github.com/tokenwarden/tokenwarden/internal/token"
 )
 
+// deleting returns team with a deletionTimestamp and a finalizer that keeps
+// it from going away.
+func deleting(team *v1alpha1.Team) *v1alpha1.Team {
+	team = team.DeepCopy()
+	team.DeletionTimestamp = &metav1.Time{Time: t0}
+	team.Finalizers = []string{"example.com/stranger"}
+	return team
+}
+
 func TestVerify(t *testing.T) {
-	payments := b.Team("payments", b.WithOwners(b.User("jane")))
-	orders := b.Team("orders", b.WithOwners(b.Group("order-leads")))
-	billing := b.Team("billing", b.WithOwners(b.User("bob")))
+	payments := b.Team("payments", b.WithOwners(b.User("jane")), b.WithNamespaces("ns", "payments"))
+	orders := b.Team("orders", b.WithOwners(b.Group("order-leads")), b.WithNamespaces("ns", "payments"))
+	billing := b.Team("billing", b.WithOwners(b.User("bob")), b.WithNamespaces("ns", "payments"))
 	teams := teamsFunc(payments, orders, billing)
 	allTeams := []string{"billing", "orders", "payments"}
 
@@ -30,7 +40,7 @@ func TestVerify(t *testing.T) {
 	type tokenCase struct {
 		typ    v1alpha1.ApiTokenType
 		opts   []b.ApiTokenOption
-		status []statusOption
+		status []tokenOption
 	}
 	tests := []struct {
 		name string
@@ -55,56 +65,56 @@ func TestVerify(t *testing.T) {
 		{name: "well-formed but never issued", value: newValue(t, v1alpha1.TeamTokenType), present: "literal", wantReason: ReasonUnknown},
 		{
 			name:       "active team token",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withExpiry(expires)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withExpiry(expires)}},
 			wantTeams:  []string{"payments", "orders"},
 			wantExpiry: &expires,
 		},
 		{
 			name:       "one nanosecond before expiry",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withExpiry(expires)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withExpiry(expires)}},
 			at:         expires.Add(-time.Nanosecond),
 			wantTeams:  []string{"payments", "orders"},
 			wantExpiry: &expires,
 		},
 		{
 			name:       "expired on the exact instant, before any reconcile",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withExpiry(expires)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withExpiry(expires)}},
 			at:         expires,
 			wantReason: ReasonExpired,
 		},
 		{
 			name:       "disabled",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withPhase(v1alpha1.PhaseDisabled)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withPhase(v1alpha1.PhaseDisabled)}},
 			wantReason: ReasonDisabled,
 		},
 		{
 			name:       "invalidated",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withPhase(v1alpha1.PhaseInvalidated)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withPhase(v1alpha1.PhaseInvalidated)}},
 			wantReason: ReasonInvalidated,
 		},
 		{
 			name:       "phase Expired",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withPhase(v1alpha1.PhaseExpired)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withPhase(v1alpha1.PhaseExpired)}},
 			wantReason: ReasonExpired,
 		},
 		{
 			name:       "pending",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withPhase(v1alpha1.PhasePending)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withPhase(v1alpha1.PhasePending)}},
 			wantReason: ReasonNotActive,
 		},
 		{
 			name:       "failed",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withPhase(v1alpha1.PhaseFailed)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withPhase(v1alpha1.PhaseFailed)}},
 			wantReason: ReasonNotActive,
 		},
 		{
 			name:       "no phase yet",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withPhase("")}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withPhase("")}},
 			wantReason: ReasonNotActive,
 		},
 		{
 			name:       "previous value within its overlap",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withExpiry(expires)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withExpiry(expires)}},
 			present:    "previous",
 			at:         overlapEnd.Add(-time.Second),
 			wantTeams:  []string{"payments", "orders"},
@@ -112,20 +122,20 @@ func TestVerify(t *testing.T) {
 		},
 		{
 			name:       "previous value when its overlap ends",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withExpiry(expires)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withExpiry(expires)}},
 			present:    "previous",
 			at:         overlapEnd,
 			wantReason: ReasonExpired,
 		},
 		{
 			name:       "previous value of a disabled token",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withPhase(v1alpha1.PhaseDisabled)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withPhase(v1alpha1.PhaseDisabled)}},
 			present:    "previous",
 			wantReason: ReasonDisabled,
 		},
 		{
 			name:       "previous value of an invalidated token",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withPhase(v1alpha1.PhaseInvalidated)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withPhase(v1alpha1.PhaseInvalidated)}},
 			present:    "previous",
 			wantReason: ReasonInvalidated,
 		},
@@ -136,21 +146,21 @@ func TestVerify(t *testing.T) {
 		},
 		{
 			name:      "wildcard token of an owner: the teams owned now",
-			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, status: []statusOption{withStatusCreator("jane", "order-leads")}},
+			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, status: []tokenOption{withCreator("jane", "order-leads")}},
 			admins:    &fakeAdmins{},
 			wantTeams: []string{"orders", "payments"},
 			wantAsked: 1,
 		},
 		{
 			name:      "wildcard token of an admin: every team",
-			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, status: []statusOption{withStatusCreator("boss")}},
+			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, status: []tokenOption{withCreator("boss")}},
 			admins:    &fakeAdmins{admins: map[string]bool{"boss": true}},
 			wantTeams: allTeams,
 			wantAsked: 1,
 		},
 		{
 			name:      "wildcard token of an owner of every team asks no admin check",
-			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, status: []statusOption{withStatusCreator("jane", "order-leads")}},
+			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, status: []tokenOption{withCreator("jane", "order-leads")}},
 			teams:     teamsFunc(payments, orders),
 			admins:    &fakeAdmins{},
 			wantTeams: []string{"orders", "payments"},
@@ -158,69 +168,123 @@ func TestVerify(t *testing.T) {
 		},
 		{
 			name:       "wildcard token whose creator owns nothing any more is refused at once",
-			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []statusOption{withStatusCreator("gone")}},
+			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []tokenOption{withCreator("gone")}},
 			admins:     &fakeAdmins{},
 			wantReason: ReasonInvalidated,
 			wantAsked:  1,
 		},
 		{
 			name:       "team token whose creator is no longer an owner is refused at once",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withStatusCreator("gone")}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withCreator("gone")}},
 			admins:     &fakeAdmins{},
 			wantReason: ReasonInvalidated,
 			wantAsked:  1,
 		},
 		{
 			name:      "team token of an admin who owns none of its teams",
-			tok:       &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withStatusCreator("boss")}},
+			tok:       &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withCreator("boss")}},
 			admins:    &fakeAdmins{admins: map[string]bool{"boss": true}},
 			wantTeams: []string{"payments", "orders"},
 			wantAsked: 1,
 		},
 		{
 			name:       "team token whose team was deleted, even for an admin",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withStatusCreator("boss")}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withCreator("boss")}},
 			teams:      teamsFunc(payments),
 			admins:     &fakeAdmins{admins: map[string]bool{"boss": true}},
 			wantReason: ReasonInvalidated,
 			wantAsked:  0,
 		},
 		{
+			name:       "team token whose team is being deleted, whatever finalizer holds it",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withCreator("jane", "order-leads")}},
+			teams:      teamsFunc(deleting(payments), orders),
+			admins:     &fakeAdmins{},
+			wantReason: ReasonInvalidated,
+			wantAsked:  0,
+		},
+		{
+			name:       "team token in a namespace its team no longer allows",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withCreator("jane", "order-leads")}},
+			teams:      teamsFunc(b.Team("payments", b.WithOwners(b.User("jane")), b.WithNamespaces("elsewhere")), orders),
+			admins:     &fakeAdmins{},
+			wantReason: ReasonInvalidated,
+			wantAsked:  0,
+		},
+		{
+			name:      "wildcard token of an owner leaves out a team whose policy it breaks",
+			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, opts: []b.ApiTokenOption{b.WithScopes("refunds:write")}, status: []tokenOption{withCreator("jane")}},
+			teams:     teamsFunc(payments, orders, b.Team("strict", b.WithOwners(b.User("jane")), b.WithNamespaces("ns"), b.WithPolicy("", false, "orders:*"))),
+			admins:    &fakeAdmins{},
+			wantTeams: []string{"payments"},
+			wantAsked: 1,
+		},
+		{
+			name:      "wildcard token of an admin speaks for a team whose policy it breaks",
+			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, opts: []b.ApiTokenOption{b.WithScopes("refunds:write")}, status: []tokenOption{withCreator("boss")}},
+			teams:     teamsFunc(payments, b.Team("strict", b.WithOwners(b.User("jane")), b.WithNamespaces("ns"), b.WithPolicy("", false, "orders:*"))),
+			admins:    &fakeAdmins{admins: map[string]bool{"boss": true}},
+			wantTeams: []string{"payments", "strict"},
+			wantAsked: 1,
+		},
+		{
 			name:       "token without a recorded creator",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []statusOption{withStatusCreator("")}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withoutCreator()}},
 			admins:     &fakeAdmins{},
 			wantReason: ReasonInvalidated,
 		},
 		{
+			name:       "token whose creator annotation names nobody",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withCreator("")}},
+			admins:     &fakeAdmins{},
+			wantReason: ReasonInvalidated,
+		},
+		{
+			name: "an admin named only in status.creator lends no standing",
+			tok: &tokenCase{typ: v1alpha1.AdminTokenType, opts: adminOpts,
+				status: []tokenOption{withCreator("jane"), withStatusCreator("boss")}},
+			admins:     &fakeAdmins{admins: map[string]bool{"boss": true}},
+			wantReason: ReasonInvalidated,
+			wantAsked:  1,
+		},
+		{
+			name: "status.creator cannot take the standing away either",
+			tok: &tokenCase{typ: v1alpha1.AdminTokenType, opts: adminOpts,
+				status: []tokenOption{withCreator("boss"), withStatusCreator("gone")}},
+			admins:    &fakeAdmins{admins: map[string]bool{"boss": true}},
+			wantTeams: allTeams,
+			wantAsked: 1,
+		},
+		{
 			name:       "wildcard token when the admin check fails",
-			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []statusOption{withStatusCreator("jane")}},
+			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []tokenOption{withCreator("jane")}},
 			admins:     &fakeAdmins{err: errors.New("SubjectAccessReview timed out")},
 			wantReason: ReasonUnavailable,
 			wantAsked:  1,
 		},
 		{
 			name:       "wildcard token when the Team cache fails",
-			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []statusOption{withStatusCreator("jane")}},
+			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []tokenOption{withCreator("jane")}},
 			teams:      failingTeams,
 			wantReason: ReasonUnavailable,
 		},
 		{
 			name:      "admin token of an admin: every team",
-			tok:       &tokenCase{typ: v1alpha1.AdminTokenType, opts: adminOpts, status: []statusOption{withStatusCreator("boss")}},
+			tok:       &tokenCase{typ: v1alpha1.AdminTokenType, opts: adminOpts, status: []tokenOption{withCreator("boss")}},
 			admins:    &fakeAdmins{admins: map[string]bool{"boss": true}},
 			wantTeams: allTeams,
 			wantAsked: 1,
 		},
 		{
 			name:       "admin token of a demoted admin is refused at once",
-			tok:        &tokenCase{typ: v1alpha1.AdminTokenType, opts: adminOpts, status: []statusOption{withStatusCreator("boss")}},
+			tok:        &tokenCase{typ: v1alpha1.AdminTokenType, opts: adminOpts, status: []tokenOption{withCreator("boss")}},
 			admins:     &fakeAdmins{},
 			wantReason: ReasonInvalidated,
 			wantAsked:  1,
 		},
 		{
 			name:       "a refused token does not need its teams",
-			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []statusOption{withPhase(v1alpha1.PhaseDisabled)}},
+			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []tokenOption{withPhase(v1alpha1.PhaseDisabled)}},
 			teams:      failingTeams,
 			wantReason: ReasonDisabled,
 		},
@@ -233,7 +297,7 @@ func TestVerify(t *testing.T) {
 			if tt.tok != nil {
 				current := newValue(t, tt.tok.typ)
 				prev := newValue(t, tt.tok.typ)
-				status := append([]statusOption{withPrevious(prev, overlapEnd), withStatusCreator("jane", "order-leads")}, tt.tok.status...)
+				status := append([]tokenOption{withPrevious(prev, overlapEnd), withCreator("jane", "order-leads")}, tt.tok.status...)
 				ix.Upsert(issued("tok", "ns", current, tt.tok.opts, status...))
 				value = current
 				if tt.present == "previous" {
@@ -261,7 +325,7 @@ func TestVerify(t *testing.T) {
 				g.Expect(id).To(BeZero())
 				return
 			}
-			g.Expect(id.User).To(Equal("tokenwarden:ns:tok"))
+			g.Expect(id.User).To(Equal("tokenwarden:ns:tok:uid-tok"))
 			g.Expect(id.Type).To(Equal(string(tt.tok.typ)))
 			g.Expect(id.Teams).To(Equal(tt.wantTeams))
 			if tt.wantExpiry == nil {
@@ -280,14 +344,14 @@ func TestVerifyIdentity(t *testing.T) {
 	ix := NewIndex()
 	ix.Upsert(issued("ci", "payments", value,
 		[]b.ApiTokenOption{b.TeamToken("payments"), b.WithScopes("read:orders")},
-		withStatusCreator("jane@example.com", "devs"), withExpiry(expires)))
+		withCreator("jane@example.com", "devs"), withExpiry(expires)))
 	v := &Verifier{Index: ix, Clock: clocktesting.NewFakePassiveClock(t0),
-		Teams: teamsFunc(b.Team("payments", b.WithOwners(b.Group("devs"))))}
+		Teams: teamsFunc(b.Team("payments", b.WithOwners(b.Group("devs")), b.WithNamespaces("ns", "payments")))}
 
 	id, reason := v.Verify(context.Background(), value)
 	g.Expect(reason).To(BeEmpty())
 	g.Expect(id).To(Equal(Identity{
-		User:      "tokenwarden:payments:ci",
+		User:      "tokenwarden:payments:ci:uid-ci",
 		Name:      "ci",
 		Namespace: "payments",
 		UID:       "uid-ci",
@@ -305,18 +369,47 @@ func TestVerifyIdentity(t *testing.T) {
 	g.Expect(again.ExpiresAt).To(BeIdenticalTo(id.ExpiresAt))
 }
 
+// An ApiToken deleted and created again under the same name is another
+// object, with another uid: it must be another user, or it would inherit
+// every RBAC binding made for the one before, whatever the types.
+func TestVerifyUserIsNewForARecreatedToken(t *testing.T) {
+	g := NewWithT(t)
+	admins := &fakeAdmins{admins: map[string]bool{"boss": true}}
+	v := &Verifier{Index: NewIndex(), Clock: clocktesting.NewFakePassiveClock(t0),
+		Teams:  teamsFunc(b.Team("payments", b.WithOwners(b.User("jane")), b.WithNamespaces("payments"))),
+		Admins: admins}
+
+	adminValue := newValue(t, v1alpha1.AdminTokenType)
+	v.Index.Upsert(issued("ci", "payments", adminValue, []b.ApiTokenOption{b.WithType(v1alpha1.AdminTokenType)},
+		withCreator("boss"), withUID("1b4e28ba-2fa1-11d2-883f-0016d3cca427")))
+	admin, reason := v.Verify(context.Background(), adminValue)
+	g.Expect(reason).To(BeEmpty())
+	g.Expect(admin.User).To(Equal("tokenwarden:payments:ci:1b4e28ba-2fa1-11d2-883f-0016d3cca427"))
+	g.Expect(admin.UID).To(Equal("1b4e28ba-2fa1-11d2-883f-0016d3cca427"))
+
+	v.Index.Delete(key("payments", "ci"))
+	teamValue := newValue(t, v1alpha1.TeamTokenType)
+	v.Index.Upsert(issued("ci", "payments", teamValue, []b.ApiTokenOption{b.TeamToken("payments")},
+		withCreator("jane"), withUID("6fa459ea-ee8a-3ca4-894e-db77e160355e")))
+	team, reason := v.Verify(context.Background(), teamValue)
+	g.Expect(reason).To(BeEmpty())
+	g.Expect(team.User).To(Equal("tokenwarden:payments:ci:6fa459ea-ee8a-3ca4-894e-db77e160355e"))
+	g.Expect(team.UID).To(Equal("6fa459ea-ee8a-3ca4-894e-db77e160355e"))
+	g.Expect(team.User).NotTo(Equal(admin.User))
+}
+
 func TestVerifyAllocations(t *testing.T) {
 	teamValue := newValue(t, v1alpha1.TeamTokenType)
 	wildcardValue := newValue(t, v1alpha1.WildcardTokenType)
 	ix := NewIndex()
 	ix.Upsert(issued("team", "ns", teamValue,
 		[]b.ApiTokenOption{b.TeamToken("payments", "orders"), b.WithScopes("read:orders")},
-		withStatusCreator("jane"), withExpiry(t0.Add(time.Hour))))
-	ix.Upsert(issued("wildcard", "ns", wildcardValue, nil, withStatusCreator("jane")))
+		withCreator("jane"), withExpiry(t0.Add(time.Hour))))
+	ix.Upsert(issued("wildcard", "ns", wildcardValue, nil, withCreator("jane")))
 	v := &Verifier{
 		Index: ix,
 		Clock: clocktesting.NewFakePassiveClock(t0),
-		Teams: teamsFunc(b.Team("payments", b.WithOwners(b.User("jane"))), b.Team("orders", b.WithOwners(b.User("jane")))),
+		Teams: teamsFunc(b.Team("payments", b.WithOwners(b.User("jane")), b.WithNamespaces("ns", "payments")), b.Team("orders", b.WithOwners(b.User("jane")), b.WithNamespaces("ns", "payments"))),
 	}
 	tests := []struct {
 		name       string
@@ -343,7 +436,7 @@ func TestVerifyEmptyListsAreNotNull(t *testing.T) {
 	// An Admin token when there are no Teams speaks for none.
 	value := newValue(t, v1alpha1.AdminTokenType)
 	ix := NewIndex()
-	ix.Upsert(issued("w", "ns", value, []b.ApiTokenOption{b.WithType(v1alpha1.AdminTokenType)}, withStatusCreator("boss")))
+	ix.Upsert(issued("w", "ns", value, []b.ApiTokenOption{b.WithType(v1alpha1.AdminTokenType)}, withCreator("boss")))
 	v := &Verifier{Index: ix, Teams: teamsFunc(), Admins: &fakeAdmins{admins: map[string]bool{"boss": true}}}
 
 	id, reason := v.Verify(context.Background(), value)
@@ -364,8 +457,8 @@ func TestVerifyCustomFormat(t *testing.T) {
 	value, err := f.Generate(v1alpha1.TeamTokenType)
 	g.Expect(err).NotTo(HaveOccurred())
 	ix := NewIndex()
-	ix.Upsert(issued("tok", "ns", value, []b.ApiTokenOption{b.TeamToken("a")}, withStatusCreator("jane")))
-	teams := teamsFunc(b.Team("a", b.WithOwners(b.User("jane"))))
+	ix.Upsert(issued("tok", "ns", value, []b.ApiTokenOption{b.TeamToken("a")}, withCreator("jane")))
+	teams := teamsFunc(b.Team("a", b.WithOwners(b.User("jane")), b.WithNamespaces("ns", "payments")))
 
 	_, reason := (&Verifier{Index: ix, Format: f, Teams: teams}).Verify(context.Background(), value)
 	g.Expect(reason).To(BeEmpty())

@@ -55,10 +55,12 @@ var _ = BeforeSuite(func() {
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: k8sClient.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}})
 	Expect(err).NotTo(HaveOccurred())
+	standing := authz.NewStanding(&authz.SubjectAccessReviewer{Client: mgr.GetClient()}, clock.RealClock{})
+	Expect(standing.SetupWithManager(ctx, mgr)).To(Succeed())
 	server, err = verifyserver.Setup(ctx, mgr, verifyserver.Options{
 		FlushInterval: time.Hour,
 		Format:        token.Format{Base: token.DefaultBase},
-		Admins:        &authz.RememberingAdminChecker{Checker: &authz.SubjectAccessReviewer{Client: mgr.GetClient()}},
+		Admins:        standing,
 		Limits:        verify.DefaultLimits(),
 		Clock:         clock.RealClock{},
 	})

@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -25,7 +24,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
@@ -52,9 +50,9 @@ type Options struct {
 	FlushInterval time.Duration
 	// Format parses token values.
 	Format token.Format
-	// Admins answers admin standing for Wildcard and Admin tokens' teams;
-	// Setup makes it forget on every cluster RBAC change.
-	Admins *authz.RememberingAdminChecker
+	// Admins answers admin standing for Wildcard and Admin tokens' teams:
+	// the process's one authz.Standing, which watches RBAC itself.
+	Admins authz.AdminChecker
 	Limits verify.Limits
 	Clock  clock.PassiveClock
 }
@@ -71,9 +69,6 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*verify.Server,
 	teams := verify.NewTeamTable()
 	teamsSynced, err := keepTeams(ctx, mgr, teams)
 	if err != nil {
-		return nil, err
-	}
-	if err := forgetOnRBACChange(ctx, mgr, opts.Admins); err != nil {
 		return nil, err
 	}
 	lastUsed := verify.NewLastUsed()
@@ -176,32 +171,6 @@ func follow[T client.Object](ctx context.Context, mgr ctrl.Manager, kind T, upse
 		return nil, err
 	}
 	return registration.HasSynced, nil
-}
-
-// forgetOnRBACChange drops remembered admin answers whenever a ClusterRole
-// or ClusterRoleBinding changes, on every replica.
-func forgetOnRBACChange(ctx context.Context, mgr ctrl.Manager, admins *authz.RememberingAdminChecker) error {
-	forget := toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { admins.Forget() },
-		UpdateFunc: func(any, any) { admins.Forget() },
-		DeleteFunc: func(any) { admins.Forget() },
-	}
-	for _, obj := range []client.Object{&rbacv1.ClusterRoleBinding{}, &rbacv1.ClusterRole{}} {
-		meta := &metav1.PartialObjectMetadata{}
-		gvk, err := apiutil.GVKForObject(obj, mgr.GetScheme())
-		if err != nil {
-			return err
-		}
-		meta.SetGroupVersionKind(gvk)
-		informer, err := mgr.GetCache().GetInformer(ctx, meta)
-		if err != nil {
-			return err
-		}
-		if _, err := informer.AddEventHandler(forget); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // everyReplica is a runnable that runs on standby replicas too, which
