@@ -123,6 +123,15 @@ var _ = Describe("Admission", func() {
 				"spec.scopes[0]", `scope "refunds:write" is not allowed`)
 		})
 
+		It("holds a team owner's Wildcard tokens to their teams' policies, but not an admin's", func() {
+			expectRefused(jane.Create(ctx, b.ApiToken(unique("t"), "payments", b.WithScopes("refunds:write"))),
+				"spec.scopes[0]", fmt.Sprintf("scope \"refunds:write\" is not allowed by team %q", payments.Name))
+			// Within every policy of every team jane owns (other specs give her
+			// stricter teams than payments).
+			Expect(jane.Create(ctx, b.ApiToken(unique("t"), "payments", b.WithScopes("refunds:read"), b.WithLifetime("7d")))).To(Succeed())
+			Expect(root.Create(ctx, b.ApiToken(unique("t"), "payments", b.WithScopes("refunds:write")))).To(Succeed())
+		})
+
 		It("refuses a creator record that is not the requester's whole identity, when the mutating webhook is missing", func() {
 			By("removing the mutating webhook, as during an install or upgrade")
 			mutating := &admissionregistrationv1.MutatingWebhookConfigurationList{}
