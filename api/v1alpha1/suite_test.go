@@ -6,6 +6,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -17,7 +18,10 @@ import (
 // markers refuse bad objects, which no unit test of the Go types can.
 
 var (
-	testEnv   *envtest.Environment
+	testEnv *envtest.Environment
+	// cfg and k8sClient are the control plane's admin, which is also the
+	// identity its status policy names as the operator's.
+	cfg       *rest.Config
 	k8sClient client.Client
 	ctx       context.Context
 )
@@ -30,7 +34,7 @@ func TestAPIValidation(t *testing.T) {
 var _ = BeforeSuite(func() {
 	ctx = context.Background()
 	var err error
-	testEnv, _, k8sClient, err = controlplane.Start(controlplane.Options{})
+	testEnv, cfg, k8sClient, err = controlplane.Start(controlplane.Options{})
 	Expect(err).NotTo(HaveOccurred())
 })
 

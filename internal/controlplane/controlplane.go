@@ -1,12 +1,13 @@
 // Package controlplane starts a real kube-apiserver and etcd, built by
-// hack/controlplane.sh, with Tokenwarden's CRDs installed. The envtest suites
-// and the local mode (--dev) both use it, so tests and newcomers run against
-// the same control plane.
+// hack/controlplane.sh, with Tokenwarden's CRDs and status policy installed.
+// The envtest suites and the local mode (--dev) both use it, so tests and
+// newcomers run against the same control plane.
 package controlplane
 
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -220,7 +221,11 @@ func NewScheme() (*k8sruntime.Scheme, error) {
 
 // Start builds and starts a control plane and returns it with its admin
 // configuration and a client for NewScheme's kinds: the opening of every
-// envtest suite.
+// envtest suite, and of the local mode. The admin configuration is the one
+// to run the operator with: config/policy's ValidatingAdmissionPolicy is
+// installed naming its user as the only one who may write ApiToken and Team
+// status, so any other user, system:masters included, is refused as in a
+// real install.
 func Start(opts Options) (*envtest.Environment, *rest.Config, client.Client, error) {
 	env, err := New(opts)
 	if err != nil {
@@ -229,6 +234,9 @@ func Start(opts Options) (*envtest.Environment, *rest.Config, client.Client, err
 	cfg, err := env.Start()
 	if err != nil {
 		return env, nil, nil, err
+	}
+	if err := InstallStatusPolicy(context.Background(), cfg); err != nil {
+		return env, cfg, nil, fmt.Errorf("installing the status policy: %w", err)
 	}
 	scheme, err := NewScheme()
 	if err != nil {

@@ -46,7 +46,8 @@ type Options struct {
 
 // Env is a running local control plane.
 type Env struct {
-	// Config is a cluster-admin client configuration for the operator.
+	// Config is a cluster-admin client configuration for the operator; the
+	// status policy admits status writes from its user only.
 	Config *rest.Config
 	// AdminKubeconfig is the path of the admin kubeconfig.
 	AdminKubeconfig string
@@ -90,8 +91,8 @@ type VerifyServing struct {
 }
 
 // Start stops what an earlier, killed run left behind in opts.StateDir, then
-// starts etcd and kube-apiserver, installs the CRDs and writes the admin
-// kubeconfig.
+// starts etcd and kube-apiserver, installs the CRDs and the status policy
+// (naming Config's user) and writes the admin kubeconfig.
 func Start(opts Options) (*Env, error) {
 	stateDir, err := filepath.Abs(opts.StateDir)
 	if err != nil {
@@ -116,7 +117,11 @@ func Start(opts Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	env, err := controlplane.New(controlplane.Options{
+	// The same start as the envtest suites': cfg is the operator's
+	// configuration, and the status policy admits status writes from its
+	// user only, so kubectl with the admin kubeconfig is refused them as a
+	// person would be in a real install.
+	env, cfg, _, err := controlplane.Start(controlplane.Options{
 		AssetsDir:     opts.AssetsDir,
 		EtcdDataDir:   filepath.Join(stateDir, "etcd"),
 		CertDir:       certDir,
@@ -124,11 +129,11 @@ func Start(opts Options) (*Env, error) {
 		Webhooks:      true,
 		APIServerArgs: apiserverArgs,
 	})
-	if err != nil {
+	if env == nil {
+		// Nothing started (no binaries, say): the log has nothing to add.
 		_ = logFile.Close()
 		return nil, err
 	}
-	cfg, err := env.Start()
 	if err != nil {
 		_ = env.Stop()
 		_ = logFile.Close()

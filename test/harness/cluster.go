@@ -113,6 +113,12 @@ func (c *Cluster) init() error {
 	if err != nil {
 		return err
 	}
+	// The operator runs with this kubeconfig, so its user is the one the
+	// status policy admits, as the operator's ServiceAccount is in a real
+	// install; the harness's own clients are refused status writes.
+	if err := controlplane.InstallStatusPolicy(ctx, admin.Config()); err != nil {
+		return fmt.Errorf("installing the status policy: %w", err)
+	}
 	kubeconfig, err := admin.KubeConfig()
 	if err != nil {
 		return err

@@ -183,6 +183,45 @@ func TestInstallManifest(t *testing.T) {
 		}
 	})
 
+	// Status writes are admitted only from the operator's ServiceAccount, by
+	// its username: the policy must name the ServiceAccount the Deployment
+	// runs as, in the namespace it runs in, whatever namespace and prefix
+	// the install renders, or the operator is refused its own status writes
+	// (and someone else may be admitted).
+	t.Run("status writes only from the operator", func(t *testing.T) {
+		g := NewWithT(t)
+		policy := convert[admissionregistrationv1.ValidatingAdmissionPolicy](t, only(t, docs, "ValidatingAdmissionPolicy"))
+		binding := convert[admissionregistrationv1.ValidatingAdmissionPolicyBinding](t, only(t, docs, "ValidatingAdmissionPolicyBinding"))
+		g.Expect(binding.Spec.PolicyName).To(Equal(policy.Name), "the binding must bind the rendered policy")
+		g.Expect(binding.Spec.ValidationActions).To(Equal([]admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}))
+		g.Expect(binding.Spec.MatchResources).To(BeNil(), "the binding must not narrow what the policy matches")
+		g.Expect(policy.Spec.FailurePolicy).To(HaveValue(Equal(admissionregistrationv1.Fail)))
+
+		g.Expect(policy.Spec.MatchConstraints).NotTo(BeNil())
+		covered := map[string]bool{}
+		for _, rule := range policy.Spec.MatchConstraints.ResourceRules {
+			if slices.Contains(rule.APIGroups, "auth.tokenwarden.io") && slices.Contains(rule.APIVersions, "*") &&
+				slices.Contains(rule.Operations, admissionregistrationv1.Update) {
+				for _, resource := range rule.Resources {
+					covered[resource] = true
+				}
+			}
+		}
+		g.Expect(covered).To(HaveKey("apitokens/status"), "every version's UPDATE of apitokens/status")
+		g.Expect(covered).To(HaveKey("teams/status"), "every version's UPDATE of teams/status")
+
+		idx := slices.IndexFunc(policy.Spec.Variables, func(v admissionregistrationv1.Variable) bool { return v.Name == "operator" })
+		g.Expect(idx).NotTo(Equal(-1), "the policy names the operator in its variable operator")
+		operator, err := celStringConcat(policy.Spec.Variables[idx].Expression)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(operator).To(Equal(fmt.Sprintf("system:serviceaccount:%s:%s", deploy.Namespace, deploy.Spec.Template.Spec.ServiceAccountName)),
+			"the policy must admit the ServiceAccount the Deployment runs as")
+		for _, v := range policy.Spec.Validations {
+			g.Expect(v.Expression).To(ContainSubstring("variables.operator"))
+			g.Expect(v.Message).NotTo(BeEmpty(), "a refusal must say who may write status and why")
+		}
+	})
+
 	// The ServiceMonitor, the metrics Service, the Deployment's port and
 	// the alerts' job label must all agree, or Prometheus scrapes nothing
 	// and the alerts never fire.
@@ -242,7 +281,24 @@ func TestInstallManifest(t *testing.T) {
 var (
 	metricName = regexp.MustCompile(`\btokenwarden_[a-z_]+`)
 	jobMatcher = regexp.MustCompile(`\bjob\s*=~?\s*"([^"]*)"`)
+	// celConcat is a CEL expression made only of single-quoted string
+	// literals without escapes, joined by +: the shape the status policy's
+	// operator variable keeps so that kustomize can replace its parts.
+	celConcat  = regexp.MustCompile(`^\s*'[^'\\]*'(\s*\+\s*'[^'\\]*')*\s*$`)
+	celLiteral = regexp.MustCompile(`'([^'\\]*)'`)
 )
+
+// celStringConcat evaluates a celConcat expression.
+func celStringConcat(expr string) (string, error) {
+	if !celConcat.MatchString(expr) {
+		return "", fmt.Errorf("%q is not a concatenation of single-quoted string literals", expr)
+	}
+	var out strings.Builder
+	for _, m := range celLiteral.FindAllStringSubmatch(expr, -1) {
+		out.WriteString(m[1])
+	}
+	return out.String(), nil
+}
 
 // TestManifestsApply has a real kube-apiserver accept, with a server-side
 // dry run, the install manifest (server-side apply, as `make deploy`), the
