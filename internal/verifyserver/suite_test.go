@@ -72,7 +72,7 @@ var _ = BeforeSuite(func() {
 	Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
 	// The tokens of these specs are payments tokens created by jane, who
 	// must own payments for the verifier to accept them.
-	Expect(k8sClient.Create(ctx, b.Team("payments", b.WithOwners(b.User("jane"))))).To(Succeed())
+	Expect(k8sClient.Create(ctx, b.Team("payments", b.WithOwners(b.User("jane")), b.WithNamespaces("default")))).To(Succeed())
 })
 
 var _ = AfterSuite(func() {

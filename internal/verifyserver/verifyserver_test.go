@@ -100,7 +100,7 @@ var _ = Describe("Verification wiring", func() {
 	})
 
 	It("refuses every token of a creator taken off their Team within 100 ms, with no reconciler running", func() {
-		team := b.Team("orders", b.WithOwners(b.User("jane"), b.User("bob")))
+		team := b.Team("orders", b.WithOwners(b.User("jane"), b.User("bob")), b.WithNamespaces("default"))
 		Expect(k8sClient.Create(ctx, team)).To(Succeed())
 		values := make([]string, 20)
 		for i := range values {

@@ -149,9 +149,8 @@ func clusterFigures(ctx context.Context, o options, dir, binary string, res resu
 		time.Sleep(50 * time.Millisecond)
 	}
 	// Teams pass admission, which this operator serves.
-	bench, revoke := harness.Team("bench"), harness.Team("revoke", "someone-else")
-	bench.Spec.Namespaces = []string{"bench-tokens", "bench-expiry"}
-	revoke.Spec.Namespaces = []string{"bench-revoke"}
+	bench := harness.Team("bench", []string{"bench-tokens", "bench-expiry"})
+	revoke := harness.Team("revoke", []string{"bench-revoke"}, "someone-else")
 	for _, team := range []*v1alpha1.Team{bench, revoke} {
 		if err := c.Admin.Create(ctx, team); err != nil {
 			return err
@@ -512,7 +511,7 @@ func faultFigures(ctx context.Context, o options, dir, binary string, res result
 	if err := c.EnsureNamespace(ctx, ns); err != nil {
 		return err
 	}
-	if err := c.Admin.Create(ctx, harness.Team(ns)); err != nil {
+	if err := c.Admin.Create(ctx, harness.Team(ns, []string{ns})); err != nil {
 		return err
 	}
 	pair, err := harness.StartPair(ctx, c, binary)

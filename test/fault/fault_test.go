@@ -96,7 +96,7 @@ func TestLeaderHandover(t *testing.T) {
 	if err := cluster.EnsureNamespace(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
-	if err := cluster.Admin.Create(ctx, harness.Team(ns)); err != nil {
+	if err := cluster.Admin.Create(ctx, harness.Team(ns, []string{ns})); err != nil {
 		t.Fatal(err)
 	}
 	pair, err := harness.StartPair(ctx, cluster, binary)
@@ -142,7 +142,7 @@ func TestFlood(t *testing.T) {
 	if err := cluster.EnsureNamespace(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
-	if err := cluster.Admin.Create(ctx, harness.Team(ns)); err != nil {
+	if err := cluster.Admin.Create(ctx, harness.Team(ns, []string{ns})); err != nil {
 		t.Fatal(err)
 	}
 	op, err := cluster.StartOperator(binary, harness.OperatorOptions{Name: "flood"})

@@ -66,7 +66,7 @@ func RunFaults(ctx context.Context, c *Cluster, binary, namespace string, o Faul
 	if err != nil {
 		return report, err
 	}
-	if err := c.Admin.Create(ctx, Team(namespace+"-stable")); client.IgnoreAlreadyExists(err) != nil {
+	if err := c.Admin.Create(ctx, Team(namespace+"-stable", []string{namespace})); client.IgnoreAlreadyExists(err) != nil {
 		return report, err
 	}
 	start := func() (*Operator, error) {
@@ -111,7 +111,7 @@ func RunFaults(ctx context.Context, c *Cluster, binary, namespace string, o Faul
 			team := namespace + "-stable"
 			if cycle%2 == 1 {
 				team = fmt.Sprintf("%s-doomed-%d", namespace, cycle)
-				if err := c.Admin.Create(ctx, Team(team)); err != nil {
+				if err := c.Admin.Create(ctx, Team(team, []string{namespace})); err != nil {
 					return report, err
 				}
 				doomed = append(doomed, team)

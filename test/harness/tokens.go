@@ -20,9 +20,11 @@ import (
 	"github.com/tokenwarden/tokenwarden/internal/token"
 )
 
-// Team returns a Team owned by Owner (and by the extra user names).
-func Team(name string, extraOwners ...string) *v1alpha1.Team {
-	team := &v1alpha1.Team{ObjectMeta: metav1.ObjectMeta{Name: name}}
+// Team returns a Team owned by Owner (and by the extra user names) that
+// allows tokens in namespaces: the namespace rules hold for every token,
+// whoever created it.
+func Team(name string, namespaces []string, extraOwners ...string) *v1alpha1.Team {
+	team := &v1alpha1.Team{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.TeamSpec{Namespaces: namespaces}}
 	for _, user := range append([]string{Owner}, extraOwners...) {
 		team.Spec.Owners = append(team.Spec.Owners, v1alpha1.Subject{Kind: v1alpha1.UserSubject, Name: user})
 	}
