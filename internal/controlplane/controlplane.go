@@ -231,7 +231,7 @@ func Start(opts Options) (*envtest.Environment, *rest.Config, client.Client, err
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cfg, err := env.Start()
+	cfg, err := StartGuarded(env)
 	if err != nil {
 		return env, nil, nil, err
 	}

@@ -74,7 +74,7 @@ func StartCluster(dir string, webhooks bool) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := env.Start()
+	cfg, err := controlplane.StartGuarded(env)
 	if err != nil {
 		return nil, fmt.Errorf("starting the control plane (log: %s): %w", log.Name(), err)
 	}
