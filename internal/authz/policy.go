@@ -18,7 +18,7 @@ import (
 //   - a Wildcard token of a non-admin keeps the policy of every team the
 //     holder owns now: it may speak for any of them, so it must satisfy the
 //     strictest of each rule. Owning a team whose policy it breaks later does
-//     not fail it: the verifier then leaves that team out (SpeaksFor);
+//     not fail it: the verifier then leaves that team out (WildcardTeams);
 //   - Admin tokens, and an admin's Wildcard tokens, follow no team policy.
 func PolicyOf(tok Token, spec *v1alpha1.ApiTokenSpec, holder *v1alpha1.UserIdentity, teams Teams, admin AdminAnswer, from time.Time) Verdict {
 	switch tok.Type {
