@@ -30,7 +30,7 @@ var (
 	})
 
 	// Invalidations counts tokens invalidated, by reason (CreatorNotOwner,
-	// CreatorNotAdmin, TeamDeleted).
+	// CreatorNotAdmin, TeamDeleted, NamespaceNotAllowed).
 	Invalidations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokenwarden_token_invalidations_total",
 		Help: "Tokens invalidated because their creator's standing no longer held, by reason.",
@@ -47,7 +47,7 @@ func Register(lister client.Reader) {
 	register.Do(func() {
 		// Every reason has a series from the start, so the first
 		// invalidation of a reason after a restart shows in increase().
-		for _, reason := range []string{v1alpha1.ReasonCreatorNotOwner, v1alpha1.ReasonCreatorNotAdmin, v1alpha1.ReasonTeamDeleted} {
+		for _, reason := range []string{v1alpha1.ReasonCreatorNotOwner, v1alpha1.ReasonCreatorNotAdmin, v1alpha1.ReasonTeamDeleted, v1alpha1.ReasonNamespaceNotAllowed} {
 			Invalidations.WithLabelValues(reason)
 		}
 		ctrlmetrics.Registry.MustRegister(Issuances, Recreations, Invalidations, &tokenCollector{lister: lister})
