@@ -126,10 +126,11 @@ func reviewTokenUpdate(req TokenRequest) Verdict {
 		// to hold it, or a recreate could revive what they may not have.
 		return entitledWithPolicy(req, tok)
 	}
-	// A changed spec keeps its policies, counted from now. Only its creator
-	// or an admin got this far, and an admin's change follows no Wildcard
-	// policy, so the requester's standing decides.
-	return PolicyOf(TokenOf(tok), &tok.Spec, req.User, req.Teams, req.Admin, req.Now)
+	// A changed spec keeps its policies, counted from the issuance of the
+	// value it keeps. Only its creator or an admin got this far, and an
+	// admin's change follows no Wildcard policy, so the requester's
+	// standing decides.
+	return PolicyOf(TokenOf(tok), &tok.Spec, req.User, req.Teams, req.Admin, PolicyFrom(&tok.Spec, &old.Status, req.Now))
 }
 
 // reviewTokenChange decides who may update or delete tok: an admin, or for

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	b "github.com/tokenwarden/tokenwarden/internal/builder"
@@ -46,6 +47,12 @@ func by(u *v1alpha1.UserIdentity) b.ApiTokenOption {
 		}
 		t.Annotations[v1alpha1.CreatorAnnotation] = string(data)
 	}
+}
+
+// issuedAt records that tok's current value was issued at at.
+func issuedAt(at time.Time, tok *v1alpha1.ApiToken) *v1alpha1.ApiToken {
+	tok.Status.IssuedAt = &metav1.Time{Time: at}
+	return tok
 }
 
 func tokenIn(ns string, opts ...b.ApiTokenOption) *v1alpha1.ApiToken {
@@ -142,6 +149,13 @@ func TestReviewToken(t *testing.T) {
 			refuse(`metadata.annotations[auth.tokenwarden.io/creator]: Forbidden`)},
 		{"a label change by anyone with RBAC", TokenRequest{Operation: Update, User: eve, Admin: notAdm,
 			Old: teamTok("payments", jane, "payments"), New: tokenIn("payments", b.TeamToken("payments"), by(jane), b.WithTokenAnnotation("note", "x"))}, allow},
+		{"an extended expiry counts from the issuance of the value it keeps", TokenRequest{Operation: Update, User: jane,
+			Old: issuedAt(now.Add(-20*24*time.Hour), tokenIn("payments", b.TeamToken("strict"), b.WithExpiresAt(now.Add(24*time.Hour)), by(jane))),
+			New: tokenIn("payments", b.TeamToken("strict"), b.WithExpiresAt(now.Add(25*24*time.Hour)), by(jane))},
+			refuse(`spec.expiresAt: Invalid value`)},
+		{"an extended expiry within the maximum from issuance", TokenRequest{Operation: Update, User: jane,
+			Old: issuedAt(now.Add(-20*24*time.Hour), tokenIn("payments", b.TeamToken("strict"), b.WithExpiresAt(now.Add(24*time.Hour)), by(jane))),
+			New: tokenIn("payments", b.TeamToken("strict"), b.WithExpiresAt(now.Add(9*24*time.Hour)), by(jane))}, allow},
 		{"update that breaks policy", TokenRequest{Operation: Update, User: jane,
 			Old: tokenIn("payments", b.TeamToken("strict"), b.WithLifetime("7d"), by(jane)), New: tokenIn("payments", b.TeamToken("strict"), b.WithLifetime("60d"), by(jane))},
 			refuse(`spec.lifetime: Invalid value: "60d"`)},

@@ -37,6 +37,19 @@ func PolicyOf(tok Token, spec *v1alpha1.ApiTokenSpec, holder *v1alpha1.UserIdent
 	return allowed
 }
 
+// PolicyFrom is the instant a token's lifetime counts from when its policy
+// is checked: the issuance of the value it holds, while spec asks for no
+// new one (a spec edit keeps the value, so its lifetime keeps counting from
+// when it was issued), else now, when a new value is about to be issued.
+// Admission and the reconciler both use it, so an edit admitted is an edit
+// the reconciler keeps.
+func PolicyFrom(spec *v1alpha1.ApiTokenSpec, status *v1alpha1.ApiTokenStatus, now time.Time) time.Time {
+	if status.IssuedAt != nil && spec.Recreate == status.Recreate {
+		return status.IssuedAt.Time
+	}
+	return now
+}
+
 // OwnedTeams are the names of the teams user owns, sorted.
 func OwnedTeams(user *v1alpha1.UserIdentity, teams Teams) []string {
 	var names []string
