@@ -102,6 +102,10 @@ type apiTokenScope struct {
 	// against policy); outcome is the phase and Ready reason decided.
 	blocked bool
 	outcome outcome
+	// issuance is why a new value is being issued, if one is: its Event,
+	// sent once the value is delivered, is the one that records the
+	// transition.
+	issuance lifecycle.Reason
 }
 
 // outcome is the phase a reconcile decided on, with its Ready reason.
@@ -151,13 +155,16 @@ func (r *ApiTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 // commitStatus computes the status from the scope and writes it if it
 // changed, with an optimistic lock: a reconcile that worked from a stale
 // object gets a conflict and runs again, instead of overwriting newer truth.
+// What the write changed is then recorded in Events.
 func (r *ApiTokenReconciler) commitStatus(ctx context.Context, s *apiTokenScope) error {
 	setStatus(s)
 	if err := patchStatus(ctx, r.Client, s.token, s.base, func(t *v1alpha1.ApiToken) any { return t.Status },
 		client.MergeFromWithOptimisticLock{}); err != nil {
 		return fmt.Errorf("patching ApiToken status: %w", err)
 	}
+	before := s.base
 	s.base = s.token.DeepCopy()
+	r.recordChanges(s, before)
 	return nil
 }
 

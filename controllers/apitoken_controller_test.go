@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	"github.com/tokenwarden/tokenwarden/controllers"
 	b "github.com/tokenwarden/tokenwarden/internal/builder"
 	"github.com/tokenwarden/tokenwarden/internal/metrics"
 	"github.com/tokenwarden/tokenwarden/internal/token"
@@ -89,7 +90,8 @@ var _ = Describe("ApiToken controller", func() {
 			Expect(secret.Labels).To(HaveKeyWithValue("app", "ci"))
 			Expect(metav1.IsControlledBy(secret, got)).To(BeTrue(), "the Secret must be deleted with its ApiToken")
 			Expect(token.Format{Base: token.DefaultBase}.Parse(value)).To(Equal(v1alpha1.TeamTokenType))
-			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement("Issued")) }).Should(Succeed())
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement(controllers.EventIssued)) }).Should(Succeed())
+			Expect(recordedReasons(tok)).To(Equal([]string{controllers.EventIssued}), "one Event for the transition into Active")
 		})
 
 		It("writes exactly twice per issued token, and never when idle", func() {
@@ -123,7 +125,10 @@ var _ = Describe("ApiToken controller", func() {
 				g.Expect(got.Status.TokenHash).To(BeEmpty())
 			}).Should(Succeed())
 			Expect(getSecret(Default, managedNamespace, foreign.Name).Data).To(HaveKeyWithValue("token", []byte("theirs")))
-			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement("SecretConflict")) }).Should(Succeed())
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement(controllers.EventSecretConflict)) }).Should(Succeed())
+			// The conflict is looked at again every minute: that finds nothing new.
+			touch(tok)
+			Consistently(func() []string { return recordedReasons(tok) }, time.Second).Should(Equal([]string{controllers.EventSecretConflict}))
 		})
 
 		It("does not issue a token whose creator is unknown", func() {
@@ -134,6 +139,8 @@ var _ = Describe("ApiToken controller", func() {
 			Consistently(func() error {
 				return k8sClient.Get(ctx, client.ObjectKey{Namespace: managedNamespace, Name: tok.Name}, &corev1.Secret{})
 			}, time.Second).ShouldNot(Succeed())
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement(controllers.EventCreatorUnknown)) }).Should(Succeed())
+			Expect(recordedReasons(tok)).To(Equal([]string{controllers.EventCreatorUnknown}))
 		})
 
 		It("issues a token applied before its Team once the Team exists (GitOps order)", func() {
@@ -144,6 +151,7 @@ var _ = Describe("ApiToken controller", func() {
 
 			Expect(k8sClient.Create(ctx, b.Team(name, b.WithOwners(b.User("jane")), b.WithNamespaces(managedNamespace)))).To(Succeed())
 			eventuallyDelivered(tok)
+			Eventually(recordedReasons).WithArguments(tok).Should(Equal([]string{controllers.EventNotEntitled, controllers.EventIssued}))
 		})
 
 		It("enforces team policy at reconcile time", func() {
@@ -156,6 +164,8 @@ var _ = Describe("ApiToken controller", func() {
 			Expect(ready.Reason).To(Equal(v1alpha1.ReasonPolicyViolation))
 			Expect(ready.Message).To(ContainSubstring("spec.lifetime"))
 			Expect(ready.Message).To(ContainSubstring("spec.scopes[0]"))
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement(controllers.EventPolicyViolation)) }).Should(Succeed())
+			Expect(recordedReasons(tok)).To(Equal([]string{controllers.EventPolicyViolation}))
 		})
 	})
 
@@ -173,6 +183,30 @@ var _ = Describe("ApiToken controller", func() {
 			update(tok, func(t *v1alpha1.ApiToken) { t.Spec.Disabled = false })
 			_, again := eventuallyDelivered(tok)
 			Expect(again).To(Equal(value))
+		})
+
+		It("records one Event per transition, and none when nothing changes", func() {
+			user := unique("events")
+			ownedTeam(user)
+			tok := create(b.ApiToken(unique("events"), managedNamespace, b.WithCreator(user)))
+			eventuallyDelivered(tok)
+
+			update(tok, func(t *v1alpha1.ApiToken) { t.Spec.Disabled = true })
+			eventuallyPhase(tok, v1alpha1.PhaseDisabled)
+			update(tok, func(t *v1alpha1.ApiToken) { t.Spec.Disabled = false })
+			eventuallyPhase(tok, v1alpha1.PhaseActive)
+			update(tok, func(t *v1alpha1.ApiToken) { t.Spec.Disabled = true })
+			eventuallyPhase(tok, v1alpha1.PhaseDisabled)
+			want := []string{controllers.EventIssued, controllers.EventDisabled, controllers.EventEnabled, controllers.EventDisabled}
+			Eventually(recordedReasons).WithArguments(tok).Should(Equal(want))
+
+			By("reconciling again with nothing to change")
+			touch(tok)
+			touch(tok)
+			Consistently(recordedReasons, 2*time.Second, 100*time.Millisecond).WithArguments(tok).Should(Equal(want))
+			Eventually(func(g Gomega) {
+				g.Expect(eventReasons(g, tok)).To(ContainElements(controllers.EventDisabled, controllers.EventEnabled))
+			}).Should(Succeed(), "the Events reach the API server")
 		})
 	})
 
@@ -193,7 +227,7 @@ var _ = Describe("ApiToken controller", func() {
 				got := getToken(g, tok)
 				g.Expect(deliveredValue(g, got)).NotTo(Equal(value))
 			}).Should(Succeed())
-			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement("SecretRepaired")) }).Should(Succeed())
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement(controllers.EventSecretRepaired)) }).Should(Succeed())
 		})
 
 		It("never adopts a value written into the Secret by someone else", func() {
@@ -229,8 +263,14 @@ var _ = Describe("ApiToken controller", func() {
 			touch(tok)
 			got = eventuallyPhase(tok, v1alpha1.PhaseExpired)
 			Expect(apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition).Reason).To(Equal(v1alpha1.ReasonExpired))
-			Expect(getSecret(Default, managedNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
-			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement("Expired")) }).Should(Succeed())
+			Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", expiresAt))
+			// The status says Expired first (the verifier refuses from then
+			// on); the value leaves the Secret right after.
+			Eventually(func(g Gomega) {
+				g.Expect(getSecret(g, managedNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
+			}).Should(Succeed())
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement(controllers.EventExpired)) }).Should(Succeed())
+			Eventually(recordedReasons).WithArguments(tok).Should(Equal([]string{controllers.EventIssued, controllers.EventExpired}))
 		})
 
 		It("recreates on a spec.recreate bump, keeping the old value through the overlap", func() {
@@ -248,9 +288,11 @@ var _ = Describe("ApiToken controller", func() {
 			Expect(got.Status.Previous).NotTo(BeNil())
 			Expect(got.Status.Previous.TokenHash).To(Equal(old.Status.TokenHash))
 			Expect(got.Status.Previous.ExpiresAt.Time).To(BeTemporally("==", clock.Now().Add(10*time.Minute).Truncate(time.Second)))
-			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement("Recreated")) }).Should(Succeed())
-			Expect(testutil.ToFloat64(metrics.Recreations)).To(BeNumerically(">=", 1))
-			Expect(testutil.ToFloat64(metrics.Issuances.WithLabelValues("Recreate"))).To(BeNumerically(">=", 1))
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement(controllers.EventRecreated)) }).Should(Succeed())
+			// The counters move after the Secret is written, in the
+			// reconciler's goroutine.
+			Eventually(func() float64 { return testutil.ToFloat64(metrics.Recreations) }).Should(BeNumerically(">=", 1))
+			Eventually(func() float64 { return testutil.ToFloat64(metrics.Issuances.WithLabelValues("Recreate")) }).Should(BeNumerically(">=", 1))
 
 			clock.Step(10 * time.Minute)
 			touch(tok)
@@ -269,7 +311,204 @@ var _ = Describe("ApiToken controller", func() {
 				g.Expect(deliveredValue(g, got)).NotTo(Equal(value))
 				g.Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", got.Status.IssuedAt.Add(2*time.Hour)), "lifetime counts from each issuance")
 			}).Should(Succeed())
-			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement("Rotated")) }).Should(Succeed())
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement(controllers.EventRotated)) }).Should(Succeed())
+		})
+	})
+
+	Describe("editing the expiry", func() {
+		It("follows a moved, removed or re-counted expiry at once, keeping the value", func() {
+			user := unique("editor")
+			ownedTeam(user)
+			tok := create(b.ApiToken(unique("edit"), managedNamespace, b.WithCreator(user), b.WithExpiresAt(clock.Now().Add(time.Hour))))
+			first, value := eventuallyDelivered(tok)
+			issuedAt := first.Status.IssuedAt.Time
+
+			// expectExpiry waits for status.expiresAt, and the gauge read from
+			// it, to say want (nil: never), with the value and phase unchanged.
+			expectExpiry := func(want *time.Time) {
+				GinkgoHelper()
+				Eventually(func(g Gomega) {
+					got := getToken(g, tok)
+					g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+					g.Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseActive))
+					g.Expect(got.Status.TokenHash).To(Equal(first.Status.TokenHash), "an edit of the expiry issues no new value")
+					g.Expect(deliveredValue(g, got)).To(Equal(value))
+					gauge, ok := expiryGauge(g, tok)
+					if want == nil {
+						g.Expect(got.Status.ExpiresAt).To(BeNil())
+						g.Expect(ok).To(BeFalse(), "a token that never expires has no expiry series")
+						return
+					}
+					g.Expect(got.Status.ExpiresAt).NotTo(BeNil())
+					g.Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", *want))
+					g.Expect(ok).To(BeTrue())
+					g.Expect(gauge).To(Equal(float64(want.Unix())))
+				}).Should(Succeed())
+			}
+			setExpiry := func(at *time.Time, lifetime string) {
+				GinkgoHelper()
+				update(tok, func(t *v1alpha1.ApiToken) {
+					t.Spec.ExpiresAt, t.Spec.Lifetime = nil, nil
+					if at != nil {
+						b.WithExpiresAt(*at)(t)
+					}
+					if lifetime != "" {
+						b.WithLifetime(lifetime)(t)
+					}
+				})
+			}
+
+			By("extending expiresAt")
+			later := clock.Now().Add(3 * time.Hour).Truncate(time.Second)
+			setExpiry(&later, "")
+			expectExpiry(&later)
+
+			By("shortening it")
+			sooner := clock.Now().Add(30 * time.Minute).Truncate(time.Second)
+			setExpiry(&sooner, "")
+			expectExpiry(&sooner)
+
+			By("removing it")
+			setExpiry(nil, "")
+			expectExpiry(nil)
+
+			By("setting a lifetime, which counts from the issuance of the value")
+			setExpiry(nil, "2h")
+			twoHours := issuedAt.Add(2 * time.Hour)
+			expectExpiry(&twoHours)
+
+			By("changing the lifetime")
+			setExpiry(nil, "1h30m")
+			ninety := issuedAt.Add(90 * time.Minute)
+			expectExpiry(&ninety)
+
+			By("expiring at the edited instant")
+			clock.SetTime(ninety.Add(-time.Second))
+			touch(tok)
+			Consistently(func(g Gomega) { g.Expect(getToken(g, tok).Status.Phase).To(Equal(v1alpha1.PhaseActive)) }, time.Second).Should(Succeed())
+			clock.SetTime(ninety)
+			touch(tok)
+			got := eventuallyPhase(tok, v1alpha1.PhaseExpired)
+			Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", ninety))
+			Eventually(func(g Gomega) {
+				g.Expect(getSecret(g, managedNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
+			}).Should(Succeed())
+			Eventually(func(g Gomega) {
+				_, ok := expiryGauge(g, tok)
+				g.Expect(ok).To(BeFalse(), "an expired token has no expiry series")
+			}).Should(Succeed())
+			Eventually(recordedReasons).WithArguments(tok).Should(Equal([]string{controllers.EventIssued, controllers.EventExpired}), "edits are no transitions")
+		})
+
+		It("keeps an Expired token Expired when its expiry moves into the future, until a recreate", func() {
+			user := unique("lapsed")
+			ownedTeam(user)
+			tok := create(b.ApiToken(unique("lapsed"), managedNamespace, b.WithCreator(user), b.WithLifetime("1h")))
+			first, _ := eventuallyDelivered(tok)
+			expiredAt := first.Status.ExpiresAt.Time
+			clock.SetTime(expiredAt)
+			touch(tok)
+			eventuallyPhase(tok, v1alpha1.PhaseExpired)
+			Eventually(func(g Gomega) {
+				g.Expect(getSecret(g, managedNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
+			}).Should(Succeed())
+
+			update(tok, func(t *v1alpha1.ApiToken) { b.WithLifetime("3h")(t) })
+			eventuallyPhase(tok, v1alpha1.PhaseExpired)
+			Consistently(func(g Gomega) {
+				got := getToken(g, tok)
+				g.Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseExpired))
+				g.Expect(got.Status.TokenHash).To(Equal(first.Status.TokenHash), "no value is issued unasked")
+				g.Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", expiredAt), "the instant the value expired stays recorded")
+				g.Expect(getSecret(g, managedNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
+			}, 2*time.Second, 100*time.Millisecond).Should(Succeed())
+
+			By("recreating")
+			update(tok, func(t *v1alpha1.ApiToken) { t.Spec.Recreate = 1 })
+			got, _ := eventuallyDelivered(tok)
+			Expect(got.Status.TokenHash).NotTo(Equal(first.Status.TokenHash))
+			Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", got.Status.IssuedAt.Add(3*time.Hour)))
+			Eventually(recordedReasons).WithArguments(tok).Should(Equal(
+				[]string{controllers.EventIssued, controllers.EventExpired, controllers.EventRecreated}))
+		})
+
+		It("says why a recreate whose fixed expiresAt has passed issues nothing, and issues once it moves", func() {
+			user := unique("fixed")
+			ownedTeam(user)
+			tok := create(b.ApiToken(unique("fixed"), managedNamespace, b.WithCreator(user), b.WithExpiresAt(clock.Now().Add(time.Hour))))
+			first, _ := eventuallyDelivered(tok)
+			clock.SetTime(first.Status.ExpiresAt.Time)
+			touch(tok)
+			eventuallyPhase(tok, v1alpha1.PhaseExpired)
+
+			update(tok, func(t *v1alpha1.ApiToken) { t.Spec.Recreate = 1 })
+			Eventually(func(g Gomega) {
+				got := getToken(g, tok)
+				g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+				g.Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseExpired))
+				ready := apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition)
+				g.Expect(ready.Reason).To(Equal(v1alpha1.ReasonExpiresAtPassed))
+				g.Expect(ready.Message).To(ContainSubstring("set a new expiresAt or lifetime to recreate"))
+				g.Expect(got.Status.Recreate).To(BeZero(), "no value was issued for the recreate")
+				g.Expect(got.Status.TokenHash).To(Equal(first.Status.TokenHash))
+			}).Should(Succeed())
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement(controllers.EventExpiresAtPassed)) }).Should(Succeed())
+			Expect(recordedReasons(tok)).To(Equal([]string{controllers.EventIssued, controllers.EventExpired, controllers.EventExpiresAtPassed}))
+
+			By("setting a new expiresAt, which carries out the recreate")
+			later := clock.Now().Add(time.Hour).Truncate(time.Second)
+			update(tok, func(t *v1alpha1.ApiToken) { b.WithExpiresAt(later)(t) })
+			got, _ := eventuallyDelivered(tok)
+			Expect(got.Status.TokenHash).NotTo(Equal(first.Status.TokenHash))
+			Expect(got.Status.Recreate).To(Equal(int64(1)))
+			Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", later))
+			Eventually(recordedReasons).WithArguments(tok).Should(Equal([]string{controllers.EventIssued, controllers.EventExpired,
+				controllers.EventExpiresAtPassed, controllers.EventRecreated}))
+		})
+	})
+
+	Describe("the Secret's metadata", func() {
+		It("applies the secretTemplate declaratively, leaving everyone else's entries alone", func() {
+			user := unique("meta")
+			ownedTeam(user)
+			tok := create(b.ApiToken(unique("meta"), managedNamespace, b.WithCreator(user), withSecretTemplate(
+				map[string]string{"app": "ci", "tier": "backend"},
+				map[string]string{"reloader.stakater.com/match": "true", "example.com/note": "a"})))
+			eventuallyDelivered(tok)
+
+			By("someone else labelling and annotating the Secret")
+			Expect(k8sClient.Patch(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: managedNamespace, Name: tok.Name}},
+				client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"labels":{"example.com/owner":"ops"},"annotations":{"reloader.stakater.com/auto":"true"}}}`)))).To(Succeed())
+
+			By("removing and changing template entries")
+			update(tok, func(t *v1alpha1.ApiToken) {
+				withSecretTemplate(map[string]string{"app": "cd"}, map[string]string{"example.com/note": "b"})(t)
+			})
+			Eventually(func(g Gomega) {
+				secret := getSecret(g, managedNamespace, tok.Name)
+				g.Expect(secret.Labels).To(Equal(map[string]string{
+					"app": "cd", "example.com/owner": "ops", v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue,
+				}))
+				g.Expect(secret.Annotations).To(HaveKeyWithValue("example.com/note", "b"))
+				g.Expect(secret.Annotations).To(HaveKeyWithValue("reloader.stakater.com/auto", "true"))
+				g.Expect(secret.Annotations).NotTo(HaveKey("reloader.stakater.com/match"))
+			}).Should(Succeed())
+
+			By("removing the template")
+			update(tok, func(t *v1alpha1.ApiToken) { t.Spec.SecretTemplate = nil })
+			var secret *corev1.Secret
+			Eventually(func(g Gomega) {
+				secret = getSecret(g, managedNamespace, tok.Name)
+				g.Expect(secret.Labels).To(Equal(map[string]string{"example.com/owner": "ops", v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue}))
+				g.Expect(secret.Annotations).To(Equal(map[string]string{"reloader.stakater.com/auto": "true"}))
+			}).Should(Succeed())
+
+			By("writing nothing when nothing changed")
+			touch(tok)
+			Consistently(func(g Gomega) {
+				g.Expect(getSecret(g, managedNamespace, tok.Name).ResourceVersion).To(Equal(secret.ResourceVersion))
+			}, 2*time.Second, 100*time.Millisecond).Should(Succeed())
+			deliveredValue(Default, getToken(Default, tok))
 		})
 	})
 
@@ -297,8 +536,11 @@ var _ = Describe("ApiToken controller", func() {
 				}).Should(Succeed())
 			}
 			GinkgoWriter.Printf("invalidation after owner removal took %v\n", time.Since(removed))
-			Expect(testutil.ToFloat64(metrics.Invalidations.WithLabelValues(v1alpha1.ReasonCreatorNotOwner))).To(BeNumerically(">=", 2))
-			Eventually(func(g Gomega) { g.Expect(eventReasons(g, teamTok)).To(ContainElement("Invalidated")) }).Should(Succeed())
+			Eventually(func() float64 {
+				return testutil.ToFloat64(metrics.Invalidations.WithLabelValues(v1alpha1.ReasonCreatorNotOwner))
+			}).Should(BeNumerically(">=", 2))
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, teamTok)).To(ContainElement(controllers.EventInvalidated)) }).Should(Succeed())
+			Expect(recordedReasons(teamTok)).To(Equal([]string{controllers.EventIssued, controllers.EventInvalidated}))
 
 			By("staying invalidated when the owner comes back")
 			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(team), team)).To(Succeed())
@@ -311,6 +553,8 @@ var _ = Describe("ApiToken controller", func() {
 			By("issuing again on a recreate once the creator is entitled")
 			update(teamTok, func(t *v1alpha1.ApiToken) { t.Spec.Recreate = 1 })
 			eventuallyDelivered(teamTok)
+			Eventually(recordedReasons).WithArguments(teamTok).Should(Equal(
+				[]string{controllers.EventIssued, controllers.EventInvalidated, controllers.EventRecreated}))
 		})
 
 		It("invalidates a Team token whose Team is deleted", func() {
@@ -389,7 +633,7 @@ var _ = Describe("ApiToken controller", func() {
 			got, after := eventuallyDelivered(tok)
 			Expect(after).NotTo(Equal(before))
 			Expect(got.Status.Creator.Username).To(Equal("root-3"))
-			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement("CreatorChanged")) }).Should(Succeed())
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement(controllers.EventCreatorChanged)) }).Should(Succeed())
 		})
 
 		It("never misses a demotion: 100 in a row, each invalidated within two seconds", func() {

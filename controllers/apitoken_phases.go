@@ -2,8 +2,11 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,15 +24,46 @@ import (
 	"github.com/tokenwarden/tokenwarden/internal/token"
 )
 
-// Event reasons. They name what happened to a token, never its value.
+// Event reasons. They name what happened to a token, never its value. Every
+// change of phase or Ready reason records exactly one Event, once the status
+// that says so is written: the issuance's own when a new value causes it
+// (Issued, Recreated, Rotated, SecretRepaired), else the one transitionEvent
+// names for the new phase and reason. A reconcile that changes nothing
+// records none.
 const (
-	EventIssued         = "Issued"
-	EventRecreated      = "Recreated"
-	EventRotated        = "Rotated"
-	EventExpired        = "Expired"
-	EventInvalidated    = "Invalidated"
-	EventSecretConflict = "SecretConflict"
+	// EventIssued: a token's first value was delivered.
+	EventIssued = "Issued"
+	// EventRecreated: a new value was delivered on a spec.recreate change.
+	EventRecreated = "Recreated"
+	// EventRotated: a new value was delivered rotation.renewBefore ahead of
+	// the expiry.
+	EventRotated = "Rotated"
+	// EventSecretRepaired: a new value was delivered because the Secret, or
+	// its value, was gone or was not the issued one.
 	EventSecretRepaired = "SecretRepaired"
+	// EventEnabled: a Disabled token's value verifies again.
+	EventEnabled = "Enabled"
+	// EventDisabled: spec.disabled was set; the value is kept but refused.
+	EventDisabled = "Disabled"
+	// EventExpired: the value expired and was withdrawn.
+	EventExpired = "Expired"
+	// EventExpiresAtPassed: a new value was asked for, but spec.expiresAt
+	// has passed, so none is issued until it is moved.
+	EventExpiresAtPassed = "ExpiresAtPassed"
+	// EventInvalidated: the creator lost the standing the token needs; the
+	// value was withdrawn for good.
+	EventInvalidated = "Invalidated"
+	// EventSecretConflict: a Secret the token does not control has the name.
+	EventSecretConflict = "SecretConflict"
+	// EventPolicyViolation: the token breaks a policy of one of its teams.
+	EventPolicyViolation = "PolicyViolation"
+	// EventCreatorUnknown: the token has no valid creator annotation.
+	EventCreatorUnknown = "CreatorUnknown"
+	// EventNotEntitled: a token never issued is not issued, because its
+	// creator is not entitled to it (CreatorNotOwner, CreatorNotAdmin,
+	// TeamDeleted, NamespaceNotAllowed).
+	EventNotEntitled = "NotEntitled"
+	// EventCreatorChanged: a recreate made someone else the creator.
 	EventCreatorChanged = "CreatorChanged"
 )
 
@@ -45,10 +79,6 @@ func (r *ApiTokenReconciler) reconcileSpec(ctx context.Context, s *apiTokenScope
 		ctrl.LoggerFrom(ctx).Info("Ignoring an unreadable creator annotation", "error", err.Error())
 	}
 	s.creator = creator
-	if prev := s.base.Status.Creator; prev != nil && creator != nil && !authz.SameIdentity(prev, creator) {
-		// A recreate by someone entitled makes them the creator.
-		r.event(s, corev1.EventTypeNormal, EventCreatorChanged, "the creator changed from %q to %q on spec.recreate=%d", prev.Username, creator.Username, s.token.Spec.Recreate)
-	}
 	s.token.Status.Creator = creator
 	if s.token.Spec.Lifetime != nil {
 		d, err := duration.Parse(*s.token.Spec.Lifetime)
@@ -113,13 +143,10 @@ func (r *ApiTokenReconciler) reconcileEntitlement(ctx context.Context, s *apiTok
 		s.block(outcome{phase: phase, reason: verdict.Reason, message: verdict.Message()})
 		return ctrl.Result{}, nil
 	}
-	from := s.now
-	if st.IssuedAt != nil && s.token.Spec.Recreate == st.Recreate {
-		from = st.IssuedAt.Time
-	}
+	from := authz.PolicyFrom(&s.token.Spec, st, s.now)
 	// Only a Team token's policies can fail it: a Wildcard token's are
 	// checked at admission, and the verifier leaves out any team whose
-	// policy it breaks later (authz.SpeaksFor).
+	// policy it breaks later (authz.WildcardTeams).
 	if tok.Type == v1alpha1.TeamTokenType {
 		if policy := authz.PolicyOf(tok, &s.token.Spec, s.creator, teams, answer, from); !policy.Allowed() {
 			s.block(outcome{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReasonPolicyViolation, message: policy.Message()})
@@ -160,9 +187,6 @@ func (r *ApiTokenReconciler) reconcileSecret(ctx context.Context, s *apiTokenSco
 	if s.blocked {
 		if s.outcome.phase == v1alpha1.PhaseInvalidated {
 			s.token.Status.Previous = nil // no value of an invalidated token verifies
-			if r.eventOnTransition(s, corev1.EventTypeWarning, EventInvalidated, s.outcome.message) {
-				metrics.Invalidations.WithLabelValues(s.outcome.reason).Inc()
-			}
 		}
 		return ctrl.Result{}, r.withdraw(ctx, s)
 	}
@@ -172,25 +196,19 @@ func (r *ApiTokenReconciler) reconcileSecret(ctx context.Context, s *apiTokenSco
 	case lifecycle.Conflict:
 		s.outcome = outcome{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReasonSecretConflict,
 			message: fmt.Sprintf("Secret %q exists and is not controlled by this ApiToken; it is left untouched", name)}
-		r.eventOnTransition(s, corev1.EventTypeWarning, EventSecretConflict, s.outcome.message)
 		// Foreign Secrets carry no managed-by label, so the cache never sees
 		// one go away: look again now and then instead.
 		return ctrl.Result{RequeueAfter: conflictRecheck}, nil
 	case lifecycle.Issue:
 		return ctrl.Result{}, r.issue(ctx, s, decision.Reason)
 	case lifecycle.Withdraw, lifecycle.Keep:
-		if decision.Reason == lifecycle.Expired {
-			message := "the value expired"
-			if at := lifecycle.ExpiresAt(&s.token.Spec, s.token.Status.IssuedAt, s.lifetime); at != nil {
-				expiresAt := metav1.NewTime(*at)
-				s.token.Status.ExpiresAt = &expiresAt
-				message += " at " + at.UTC().Format(time.RFC3339)
-			}
-			s.outcome = outcome{phase: v1alpha1.PhaseExpired, reason: v1alpha1.ReasonExpired, message: message}
+		if decision.Reason == lifecycle.Expired || decision.Reason == lifecycle.ExpiresAtPassed {
+			s.outcome = expiredOutcome(s, decision.Reason)
 			s.token.Status.Previous = nil
-			r.eventOnTransition(s, corev1.EventTypeNormal, EventExpired, s.outcome.message)
 			return ctrl.Result{}, r.withdraw(ctx, s)
 		}
+		// The value stays; setStatus records the expiry the spec gives it
+		// now, so an edit of expiresAt or lifetime shows without a new value.
 		s.outcome = activeOutcome(s.token)
 		return ctrl.Result{}, r.syncSecretMetadata(ctx, s)
 	}
@@ -222,7 +240,7 @@ func (r *ApiTokenReconciler) observeSecret(ctx context.Context, s *apiTokenScope
 	key := client.ObjectKey{Namespace: s.token.Namespace, Name: name}
 	secret := &corev1.Secret{}
 	if err := r.Get(ctx, key, secret); err == nil && metav1.IsControlledBy(secret, s.token) {
-		if state := classify(secret, s.token); state == lifecycle.SecretMatches || (state == lifecycle.SecretEmpty && !holdsValue(s.token)) {
+		if state := classify(secret, s.token); state == lifecycle.SecretMatches || (state == lifecycle.SecretEmpty && !lifecycle.HoldsValue(s.token.Status.Phase)) {
 			s.secret, s.secretState = secret, state
 			return nil
 		}
@@ -256,12 +274,6 @@ func classify(secret *corev1.Secret, tok *v1alpha1.ApiToken) lifecycle.SecretSta
 	return lifecycle.SecretMismatch
 }
 
-// holdsValue reports whether tok's last recorded phase has a value in its
-// Secret.
-func holdsValue(tok *v1alpha1.ApiToken) bool {
-	return tok.Status.Phase == v1alpha1.PhaseActive || tok.Status.Phase == v1alpha1.PhaseDisabled
-}
-
 // issue delivers a new value: status first, Secret second (see the type's
 // comment on crash safety).
 func (r *ApiTokenReconciler) issue(ctx context.Context, s *apiTokenScope, reason lifecycle.Reason) error {
@@ -274,14 +286,10 @@ func (r *ApiTokenReconciler) issue(ctx context.Context, s *apiTokenScope, reason
 	st.TokenHash = token.Hash(value)
 	st.TokenPrefix = token.DisplayPrefix(value)
 	issuedAt := metav1.NewTime(s.now)
-	st.IssuedAt = &issuedAt
-	st.ExpiresAt = nil
-	if at := lifecycle.ExpiresAt(&s.token.Spec, &issuedAt, s.lifetime); at != nil {
-		expiresAt := metav1.NewTime(*at)
-		st.ExpiresAt = &expiresAt
-	}
+	st.IssuedAt = &issuedAt // setStatus counts the lifetime from it
 	st.Recreate = s.token.Spec.Recreate
 	s.outcome = activeOutcome(s.token)
+	s.issuance = reason
 	if err := r.commitStatus(ctx, s); err != nil {
 		return err // nothing was delivered: the next attempt starts afresh
 	}
@@ -324,9 +332,10 @@ func overlapOf(s *apiTokenScope, reason lifecycle.Reason) *v1alpha1.PreviousToke
 	if err != nil {
 		return nil
 	}
+	// Never past the replaced value's own expiry, as the spec gives it now.
 	end := s.now.Add(overlap)
-	if exp := s.base.Status.ExpiresAt; exp != nil && exp.Before(&metav1.Time{Time: end}) {
-		end = exp.Time
+	if exp := lifecycle.ExpiresAt(&s.token.Spec, s.base.Status.IssuedAt, s.lifetime); exp != nil && exp.Before(end) {
+		end = *exp
 	}
 	return &v1alpha1.PreviousToken{TokenHash: s.base.Status.TokenHash, ExpiresAt: metav1.NewTime(end)}
 }
@@ -380,8 +389,8 @@ func (r *ApiTokenReconciler) withdraw(ctx context.Context, s *apiTokenScope) err
 	return nil
 }
 
-// syncSecretMetadata adds the secretTemplate labels and annotations that the
-// Secret lacks, writing nothing when it has them.
+// syncSecretMetadata makes the Secret's labels and annotations follow the
+// secretTemplate, writing nothing when they do already.
 func (r *ApiTokenReconciler) syncSecretMetadata(ctx context.Context, s *apiTokenScope) error {
 	if s.secret == nil {
 		return nil
@@ -391,25 +400,93 @@ func (r *ApiTokenReconciler) syncSecretMetadata(ctx context.Context, s *apiToken
 	if maps.Equal(before.Labels, s.secret.Labels) && maps.Equal(before.Annotations, s.secret.Annotations) {
 		return nil
 	}
-	return r.Patch(ctx, s.secret, client.MergeFrom(before))
+	if err := r.Patch(ctx, s.secret, client.MergeFrom(before)); err != nil {
+		return fmt.Errorf("writing the secretTemplate onto Secret %s: %w", s.secret.Name, err)
+	}
+	return nil
 }
 
-// applySecretMetadata sets the managed-by label and the secretTemplate's
-// labels and annotations on secret.
+// applySecretMetadata makes secret's labels and annotations what tok's
+// secretTemplate says: the managed-by label always, every template entry,
+// and none of the entries the operator put there before (as
+// SecretTemplateAnnotation records) that the template no longer has.
+// Entries anyone else set are never touched.
+//
+// Server-side apply would track the same, but does not fit: the Secret is
+// created with a plain create, which fails if a Secret of that name
+// appeared meanwhile (an apply would merge into it, taking over a Secret
+// the operator does not own), and the fields a create sets belong to the
+// create's manager, so a later apply that drops them would not remove
+// them. Knowing without a write that nothing changed would also need the
+// managed fields, which the cache strips. The record travels in the same
+// write as the entries, so a crash leaves no entry unaccounted for.
 func applySecretMetadata(secret *corev1.Secret, tok *v1alpha1.ApiToken) {
+	var tmpl v1alpha1.SecretTemplate
+	if tok.Spec.SecretTemplate != nil {
+		tmpl = *tok.Spec.SecretTemplate
+	}
+	applied := appliedTemplate(secret)
+	secret.Labels = applyEntries(secret.Labels, tmpl.Labels, applied.Labels)
+	secret.Annotations = applyEntries(secret.Annotations, tmpl.Annotations, applied.Annotations)
 	if secret.Labels == nil {
 		secret.Labels = map[string]string{}
 	}
-	if tmpl := tok.Spec.SecretTemplate; tmpl != nil {
-		maps.Copy(secret.Labels, tmpl.Labels)
-		if len(tmpl.Annotations) > 0 {
-			if secret.Annotations == nil {
-				secret.Annotations = map[string]string{}
-			}
-			maps.Copy(secret.Annotations, tmpl.Annotations)
+	secret.Labels[v1alpha1.ManagedByLabel] = v1alpha1.ManagedByValue
+
+	record := templateKeys{Labels: sortedKeys(tmpl.Labels), Annotations: sortedKeys(tmpl.Annotations)}
+	record.Labels = slices.DeleteFunc(record.Labels, func(k string) bool { return k == v1alpha1.ManagedByLabel })
+	record.Annotations = slices.DeleteFunc(record.Annotations, func(k string) bool { return k == v1alpha1.SecretTemplateAnnotation })
+	if len(record.Labels) == 0 && len(record.Annotations) == 0 {
+		delete(secret.Annotations, v1alpha1.SecretTemplateAnnotation)
+		return
+	}
+	data, err := json.Marshal(record)
+	if err != nil {
+		return // a struct of string slices always marshals
+	}
+	if secret.Annotations == nil {
+		secret.Annotations = map[string]string{}
+	}
+	secret.Annotations[v1alpha1.SecretTemplateAnnotation] = string(data)
+}
+
+// templateKeys is what SecretTemplateAnnotation records: the label and
+// annotation keys the operator put on a Secret from its secretTemplate.
+type templateKeys struct {
+	Labels      []string `json:"labels,omitempty"`
+	Annotations []string `json:"annotations,omitempty"`
+}
+
+// appliedTemplate reads the keys the operator last put on secret from a
+// secretTemplate. A record nobody can read counts as none: removing an
+// entry it might have named could remove someone else's.
+func appliedTemplate(secret *corev1.Secret) templateKeys {
+	var keys templateKeys
+	if data, ok := secret.Annotations[v1alpha1.SecretTemplateAnnotation]; ok {
+		if err := json.Unmarshal([]byte(data), &keys); err != nil {
+			return templateKeys{}
 		}
 	}
-	secret.Labels[v1alpha1.ManagedByLabel] = v1alpha1.ManagedByValue
+	return keys
+}
+
+// applyEntries removes from current the previous keys that desired lacks,
+// then sets every desired entry.
+func applyEntries(current, desired map[string]string, previous []string) map[string]string {
+	for _, key := range previous {
+		if _, ok := desired[key]; !ok {
+			delete(current, key)
+		}
+	}
+	if len(desired) > 0 && current == nil {
+		current = make(map[string]string, len(desired))
+	}
+	maps.Copy(current, desired)
+	return current
+}
+
+func sortedKeys(m map[string]string) []string {
+	return slices.Sorted(maps.Keys(m))
 }
 
 // secretName is where tok's value is delivered.
@@ -441,20 +518,73 @@ func describe(reason lifecycle.Reason) string {
 	return "or its value was missing"
 }
 
+// maxNote is the longest Event note the API server accepts, in bytes.
+const maxNote = 1024
+
 // event emits an Event about the token; callers never pass a value.
 func (r *ApiTokenReconciler) event(s *apiTokenScope, eventType, reason, note string, args ...any) {
-	if r.Recorder != nil {
-		r.Recorder.Eventf(s.token, nil, eventType, reason, reason, note, args...)
+	if r.Recorder == nil {
+		return
+	}
+	note = fmt.Sprintf(note, args...)
+	if len(note) > maxNote {
+		// A long policy message would have the whole Event refused.
+		note = strings.ToValidUTF8(note[:maxNote-len("...")], "") + "..."
+	}
+	r.Recorder.Eventf(s.token, nil, eventType, reason, reason, "%s", note)
+}
+
+// recordChanges emits the Events, and counts the invalidations, that the
+// status just written (over before) records: a change of creator, and a
+// change of phase or Ready reason. Recording them after the write, once,
+// means a reconcile that fails to write, or writes nothing, records
+// nothing, and one that runs again after a conflict does not record twice.
+func (r *ApiTokenReconciler) recordChanges(s *apiTokenScope, before *v1alpha1.ApiToken) {
+	if prev, now := before.Status.Creator, s.token.Status.Creator; prev != nil && now != nil && !authz.SameIdentity(prev, now) {
+		// A recreate by someone entitled makes them the creator.
+		r.event(s, corev1.EventTypeNormal, EventCreatorChanged, "the creator changed from %q to %q on spec.recreate=%d", prev.Username, now.Username, s.token.Spec.Recreate)
+	}
+	phase, reason := s.token.Status.Phase, readyReason(s.token)
+	if phase == before.Status.Phase && reason == readyReason(before) {
+		return
+	}
+	if phase == v1alpha1.PhaseInvalidated {
+		metrics.Invalidations.WithLabelValues(reason).Inc()
+	}
+	if s.issuance != "" {
+		return // the issuance records its own Event once the value is delivered
+	}
+	if eventType, eventReason := transitionEvent(phase, reason); eventReason != "" {
+		r.event(s, eventType, eventReason, "%s (%s): %s", phase, reason, readyMessage(s.token))
 	}
 }
 
-// eventOnTransition emits an Event only when the phase or reason changes,
-// so a reconcile that finds things as they were stays silent; it reports
-// whether this was a transition.
-func (r *ApiTokenReconciler) eventOnTransition(s *apiTokenScope, eventType, reason, note string) bool {
-	if s.base.Status.Phase == s.outcome.phase && readyReason(s.base) == s.outcome.reason {
-		return false
+// transitionEvent is the type and reason of the Event that records a token
+// reaching phase with the Ready reason, without a new value; "" for
+// Pending, where every token starts.
+func transitionEvent(phase v1alpha1.ApiTokenPhase, reason string) (eventType, eventReason string) {
+	switch phase {
+	case v1alpha1.PhaseActive:
+		return corev1.EventTypeNormal, EventEnabled
+	case v1alpha1.PhaseDisabled:
+		return corev1.EventTypeNormal, EventDisabled
+	case v1alpha1.PhaseExpired:
+		if reason == v1alpha1.ReasonExpiresAtPassed {
+			return corev1.EventTypeWarning, EventExpiresAtPassed
+		}
+		return corev1.EventTypeNormal, EventExpired
+	case v1alpha1.PhaseInvalidated:
+		return corev1.EventTypeWarning, EventInvalidated
+	case v1alpha1.PhaseFailed:
+		switch reason {
+		case v1alpha1.ReasonSecretConflict:
+			return corev1.EventTypeWarning, EventSecretConflict
+		case v1alpha1.ReasonPolicyViolation:
+			return corev1.EventTypeWarning, EventPolicyViolation
+		case v1alpha1.ReasonCreatorUnknown:
+			return corev1.EventTypeWarning, EventCreatorUnknown
+		}
+		return corev1.EventTypeWarning, EventNotEntitled
 	}
-	r.event(s, eventType, reason, "%s", note)
-	return true
+	return "", ""
 }

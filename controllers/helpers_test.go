@@ -13,8 +13,10 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	b "github.com/tokenwarden/tokenwarden/internal/builder"
 	"github.com/tokenwarden/tokenwarden/internal/token"
 )
 
@@ -109,6 +111,41 @@ func eventReasons(g Gomega, tok *v1alpha1.ApiToken) []string {
 		}
 	}
 	return reasons
+}
+
+// recordedReasons lists the reasons of the Events the reconciler emitted
+// about tok, oldest first. Unlike eventReasons it counts every one.
+func recordedReasons(tok *v1alpha1.ApiToken) []string {
+	return recorded.reasons(client.ObjectKeyFromObject(tok))
+}
+
+// expiryGauge reads tokenwarden_token_expiry_timestamp_seconds for tok, as a
+// scrape would, and whether the series exists.
+func expiryGauge(g Gomega, tok *v1alpha1.ApiToken) (float64, bool) {
+	families, err := ctrlmetrics.Registry.Gather()
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, family := range families {
+		if family.GetName() != "tokenwarden_token_expiry_timestamp_seconds" {
+			continue
+		}
+		for _, m := range family.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["namespace"] == tok.Namespace && labels["name"] == tok.Name {
+				return m.GetGauge().GetValue(), true
+			}
+		}
+	}
+	return 0, false
+}
+
+// withSecretTemplate sets spec.secretTemplate.
+func withSecretTemplate(labels, annotations map[string]string) b.ApiTokenOption {
+	return func(t *v1alpha1.ApiToken) {
+		t.Spec.SecretTemplate = &v1alpha1.SecretTemplate{Labels: labels, Annotations: annotations}
+	}
 }
 
 // expectNoValueLeaked searches every ApiToken, Event and log line for every

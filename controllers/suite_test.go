@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/events"
 	realclock "k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -29,6 +31,7 @@ import (
 	"github.com/tokenwarden/tokenwarden/internal/controlplane"
 	"github.com/tokenwarden/tokenwarden/internal/index"
 	"github.com/tokenwarden/tokenwarden/internal/logging"
+	"github.com/tokenwarden/tokenwarden/internal/metrics"
 	"github.com/tokenwarden/tokenwarden/internal/token"
 )
 
@@ -55,7 +58,53 @@ var (
 
 	// logs holds everything the controllers logged, for the leak check.
 	logs syncBuffer
+
+	// recorded holds every Event the ApiToken reconciler emitted.
+	recorded eventLog
 )
+
+// eventLog keeps the Events the reconciler emitted, in order, so specs can
+// count them exactly: the API server only sees them later, and repeats of
+// one Event folded into a series.
+type eventLog struct {
+	mu     sync.Mutex
+	events []recordedEvent
+}
+
+// recordedEvent is one Event the reconciler emitted.
+type recordedEvent struct {
+	key             client.ObjectKey
+	eventType, note string
+	reason          string
+}
+
+// reasons lists the reasons of the Events about the object key, oldest
+// first.
+func (l *eventLog) reasons(key client.ObjectKey) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	reasons := []string{}
+	for _, e := range l.events {
+		if e.key == key {
+			reasons = append(reasons, e.reason)
+		}
+	}
+	return reasons
+}
+
+// recordingRecorder logs every Event in recorded before passing it on.
+type recordingRecorder struct{ events.EventRecorder }
+
+func (r recordingRecorder) Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any) {
+	if obj, ok := regarding.(client.Object); ok {
+		recorded.mu.Lock()
+		recorded.events = append(recorded.events, recordedEvent{
+			key: client.ObjectKeyFromObject(obj), eventType: eventtype, reason: reason, note: fmt.Sprintf(note, args...),
+		})
+		recorded.mu.Unlock()
+	}
+	r.EventRecorder.Eventf(regarding, related, eventtype, reason, action, note, args...)
+}
 
 type syncBuffer struct {
 	mu  sync.Mutex
@@ -144,6 +193,8 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(index.Setup(ctx, mgr)).To(Succeed())
+	// As in main.go: the gauges read the cache when gathered.
+	metrics.Register(mgr.GetClient())
 	// As in main.go, but with a shorter wait so specs need not.
 	Expect((&controllers.TeamReconciler{Client: mgr.GetClient(), Coalesce: 100 * time.Millisecond}).SetupWithManager(mgr)).To(Succeed())
 	// Standing settles RBAC in real time: kube-apiserver's authorizer lags
@@ -156,7 +207,7 @@ var _ = BeforeSuite(func() {
 		Clock:     clock,
 		Format:    token.Format{Base: token.DefaultBase},
 		Standing:  standing,
-		Recorder:  mgr.GetEventRecorder("tokenwarden"),
+		Recorder:  recordingRecorder{mgr.GetEventRecorder("tokenwarden")},
 		// Concurrent, as in main.go, so the specs run the way production does.
 		MaxConcurrentReconciles: 8,
 	}).SetupWithManager(mgr)).To(Succeed())

@@ -55,11 +55,16 @@ var _ = Describe("Team controller", func() {
 		}).Should(Succeed())
 
 		// A label change triggers a reconcile without changing the status.
-		got := &v1alpha1.Team{}
-		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(team), got)).To(Succeed())
-		got.Labels = map[string]string{"touched": "yes"}
-		Expect(k8sClient.Update(ctx, got)).To(Succeed())
-		touched := got.ResourceVersion
+		// A status write still on its way would make the update conflict:
+		// read again and retry, as for any eventually consistent state.
+		var touched string
+		Eventually(func(g Gomega) {
+			got := &v1alpha1.Team{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(team), got)).To(Succeed())
+			got.Labels = map[string]string{"touched": "yes"}
+			g.Expect(k8sClient.Update(ctx, got)).To(Succeed())
+			touched = got.ResourceVersion
+		}).Should(Succeed())
 
 		Consistently(func(g Gomega) {
 			now := &v1alpha1.Team{}

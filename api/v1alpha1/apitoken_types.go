@@ -82,13 +82,16 @@ type ApiTokenSpec struct {
 
 	// expiresAt is the instant (RFC 3339) the token stops verifying. At most
 	// one of expiresAt and lifetime; neither means the token does not expire,
-	// unless a team policy requires expiry.
+	// unless a team policy requires expiry. Moving or removing it applies to
+	// the current value without issuing a new one; an Expired token's value
+	// is gone, so it needs a recreate.
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 
 	// lifetime is how long each issued value verifies, counted from its
-	// issuance, for example "30d" or "12h". At most one of expiresAt and
-	// lifetime.
+	// issuance (status.issuedAt), for example "30d" or "12h". Changing it
+	// moves the current value's expiry to issuedAt plus the new lifetime,
+	// without issuing a new value. At most one of expiresAt and lifetime.
 	// +optional
 	Lifetime *Duration `json:"lifetime,omitempty"`
 
@@ -118,8 +121,10 @@ type ApiTokenSpec struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	SecretName string `json:"secretName,omitempty"`
 
-	// secretTemplate adds labels and annotations to the delivered Secret, for
-	// example the annotation a reloader watches to roll a Deployment.
+	// secretTemplate puts labels and annotations on the delivered Secret, for
+	// example the annotation a reloader watches to roll a Deployment. An entry
+	// removed from the template is removed from the Secret; labels and
+	// annotations set on the Secret by anyone else are left alone.
 	// +optional
 	SecretTemplate *SecretTemplate `json:"secretTemplate,omitempty"`
 }
@@ -148,9 +153,12 @@ type SecretTemplate struct {
 	// +kubebuilder:validation:XValidation:rule="!('app.kubernetes.io/managed-by' in self)",message="the app.kubernetes.io/managed-by label is set by Tokenwarden"
 	Labels map[string]string `json:"labels,omitempty"`
 
-	// annotations are added to the Secret.
+	// annotations are added to the Secret. The annotation
+	// auth.tokenwarden.io/secret-template is Tokenwarden's and cannot be set
+	// here.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="!('auth.tokenwarden.io/secret-template' in self)",message="the auth.tokenwarden.io/secret-template annotation is set by Tokenwarden"
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
@@ -191,7 +199,9 @@ type ApiTokenStatus struct {
 	IssuedAt *metav1.Time `json:"issuedAt,omitempty"`
 
 	// expiresAt is when the current value stops verifying: spec.expiresAt, or
-	// issuedAt plus spec.lifetime. Unset means never.
+	// issuedAt plus spec.lifetime. Unset means never. It follows edits of
+	// spec.expiresAt and spec.lifetime while the value is held; once the token
+	// is Expired it keeps the instant the value expired.
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 

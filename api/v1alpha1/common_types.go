@@ -69,6 +69,13 @@ const (
 	// ManagedByValue is the value of ManagedByLabel on Tokenwarden's Secrets.
 	ManagedByValue = "tokenwarden"
 
+	// SecretTemplateAnnotation on a delivered Secret lists, as JSON
+	// ({"labels":[...],"annotations":[...]}), the keys the operator put there
+	// from spec.secretTemplate. It is how the operator tells a key removed
+	// from the template, which it removes, from one that someone else set,
+	// which it never touches.
+	SecretTemplateAnnotation = "auth.tokenwarden.io/secret-template"
+
 	// SecretType is the type of every Secret that delivers a token.
 	SecretType = "auth.tokenwarden.io/api-token"
 

@@ -18,6 +18,11 @@ const (
 	ReasonDisabled = "Disabled"
 	// ReasonExpired: the expiry instant has passed.
 	ReasonExpired = "Expired"
+	// ReasonExpiresAtPassed: a new value is wanted (spec.recreate changed,
+	// or none was ever issued) but spec.expiresAt has passed, so the value
+	// would be born expired and none is issued. Setting a new expiresAt or
+	// a lifetime issues it.
+	ReasonExpiresAtPassed = "ExpiresAtPassed"
 	// ReasonCreatorNotOwner: the creator no longer owns the teams the token
 	// needs and is not an admin.
 	ReasonCreatorNotOwner = "CreatorNotOwner"

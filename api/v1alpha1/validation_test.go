@@ -167,6 +167,11 @@ var _ = Describe("ApiToken", func() {
 		Entry("secretTemplate claiming the managed-by label", func() client.Object {
 			return b.ApiToken(uniqueName("t"), ns, b.WithSecretLabels(map[string]string{v1alpha1.ManagedByLabel: "me"}))
 		}, "spec.secretTemplate.labels", "set by Tokenwarden"),
+		Entry("secretTemplate claiming the annotation that records it", func() client.Object {
+			t := b.ApiToken(uniqueName("t"), ns)
+			t.Spec.SecretTemplate = &v1alpha1.SecretTemplate{Annotations: map[string]string{v1alpha1.SecretTemplateAnnotation: "{}"}}
+			return t
+		}, "spec.secretTemplate.annotations", "set by Tokenwarden"),
 		Entry("negative recreate counter", func() client.Object {
 			return b.ApiToken(uniqueName("t"), ns, b.WithRecreate(-1))
 		}, "spec.recreate", "greater than or equal to 0"),

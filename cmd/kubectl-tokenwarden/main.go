@@ -5,8 +5,9 @@
 // kubeconfig, exactly as kubectl would, so RBAC and Tokenwarden's admission
 // webhook decide what that user may do: the plugin has no back door and
 // only reports the API server's answer. Changes are patches of spec fields
-// (spec.recreate, spec.disabled), which is all the operator needs to act and
-// what a GitOps pipeline could do as well.
+// (spec.recreate, with spec.expiresAt or spec.lifetime if asked, and
+// spec.disabled), which is all the operator needs to act and what a GitOps
+// pipeline could do as well.
 //
 // whois asks the verification endpoint (GET /verify) who a token belongs
 // to. The token is read from stdin, never from a flag, so it does not end
@@ -71,6 +72,10 @@ type env struct {
 type options struct {
 	kube          kubeFlags
 	allNamespaces bool
+
+	// expiresAt and lifetime are recreate's new expiry, as typed.
+	expiresAt string
+	lifetime  string
 
 	verifyURL       string
 	caFile          string

@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	"github.com/tokenwarden/tokenwarden/internal/duration"
 )
 
 // recreateBackoff bounds the retries of a recreate that lost a race: a few
@@ -25,18 +28,36 @@ var recreateCommand = &command{
 spec.recreate by one. Name, type, teams and scopes are kept; the old value
 stops verifying at once, or after spec.rotation.overlap.
 
+A token whose fixed spec.expiresAt has passed gets no new value: give it a
+new expiry in the same change with --expires-at or --lifetime. Either one
+replaces the other (they are mutually exclusive in the spec), and applies to
+the new value and every later one.
+
 The change goes through the API server as your kubeconfig's user, so the
 admission webhook decides whether you may (admins, and the token's creator
 for Team and Wildcard tokens). A concurrent change is never overwritten: the
 patch only applies to the version read, and is retried on conflict.
 
 Usage:
-  kubectl tokenwarden recreate NAME [-n NS] [flags]
+  kubectl tokenwarden recreate NAME [-n NS] [--expires-at TIME | --lifetime DURATION] [flags]
+
+Examples:
+  kubectl tokenwarden recreate payments-ci -n payments
+  kubectl tokenwarden recreate payments-ci --expires-at 2027-01-31T00:00:00Z
+  kubectl tokenwarden recreate payments-ci --lifetime 30d
 
 Flags:
+      --expires-at TIME       set spec.expiresAt (RFC 3339, in the future) and
+                              remove spec.lifetime
+      --lifetime DURATION     set spec.lifetime (whole d, h, m, s in that
+                              order: 30d, 12h, 1d12h) and remove spec.expiresAt
 ` + namespaceFlagHelp + kubeFlagsHelp,
-	flags: func(fs *flag.FlagSet, o *options, _ *env) { addKubeFlags(fs, o, true) },
-	run:   runRecreate,
+	flags: func(fs *flag.FlagSet, o *options, _ *env) {
+		fs.StringVar(&o.expiresAt, "expires-at", "", "")
+		fs.StringVar(&o.lifetime, "lifetime", "", "")
+		addKubeFlags(fs, o, true)
+	},
+	run: runRecreate,
 }
 
 var disableCommand = &command{
@@ -74,6 +95,10 @@ Flags:
 }
 
 func runRecreate(ctx context.Context, e *env, o *options, args []string) error {
+	expiry, err := newExpiry(o, e.now())
+	if err != nil {
+		return withCode(exitUsage, err)
+	}
 	cl, err := e.cluster(o.kube, e.stderr)
 	if err != nil {
 		return err
@@ -92,13 +117,71 @@ func runRecreate(ctx context.Context, e *env, o *options, args []string) error {
 		before = tok.Spec.Recreate
 		tok.Spec.Recreate++
 		after = tok.Spec.Recreate
+		// The new expiry goes in the same patch as the bump: a recreate
+		// whose expiresAt has passed would otherwise issue nothing.
+		expiry.apply(&tok.Spec)
 		return cl.client.Patch(ctx, &tok, patch)
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "apitoken %s: recreate requested (spec.recreate %d -> %d)\n", key, before, after)
+	fmt.Fprintf(e.stdout, "apitoken %s: recreate requested (spec.recreate %d -> %d)%s\n", key, before, after, expiry)
 	return nil
+}
+
+// recreateExpiry is the new expiry a recreate sets, if any: at most one of
+// its fields.
+type recreateExpiry struct {
+	expiresAt *metav1.Time
+	lifetime  *v1alpha1.Duration
+}
+
+// newExpiry reads --expires-at and --lifetime. An instant already past is
+// refused here: the operator would issue no value for it.
+func newExpiry(o *options, now time.Time) (recreateExpiry, error) {
+	switch {
+	case o.expiresAt != "" && o.lifetime != "":
+		return recreateExpiry{}, errors.New("--expires-at and --lifetime are mutually exclusive: set at most one")
+	case o.expiresAt != "":
+		at, err := time.Parse(time.RFC3339, o.expiresAt)
+		if err != nil {
+			return recreateExpiry{}, fmt.Errorf("--expires-at %q: want an RFC 3339 time such as 2027-01-31T00:00:00Z", o.expiresAt)
+		}
+		if !at.After(now) {
+			return recreateExpiry{}, fmt.Errorf("--expires-at %s has passed: a value that would be born expired is not issued", o.expiresAt)
+		}
+		t := metav1.NewTime(at.Truncate(time.Second))
+		return recreateExpiry{expiresAt: &t}, nil
+	case o.lifetime != "":
+		lifetime := v1alpha1.Duration(o.lifetime)
+		if _, err := duration.Parse(lifetime); err != nil {
+			return recreateExpiry{}, fmt.Errorf("--lifetime: %w", err)
+		}
+		return recreateExpiry{lifetime: &lifetime}, nil
+	}
+	return recreateExpiry{}, nil
+}
+
+// apply sets the expiry on spec, removing the field it excludes; without
+// one, spec keeps its own.
+func (x recreateExpiry) apply(spec *v1alpha1.ApiTokenSpec) {
+	switch {
+	case x.expiresAt != nil:
+		spec.ExpiresAt, spec.Lifetime = x.expiresAt, nil
+	case x.lifetime != nil:
+		spec.ExpiresAt, spec.Lifetime = nil, x.lifetime
+	}
+}
+
+// String describes the expiry set, for the confirmation line.
+func (x recreateExpiry) String() string {
+	switch {
+	case x.expiresAt != nil:
+		return ", spec.expiresAt " + x.expiresAt.UTC().Format(time.RFC3339)
+	case x.lifetime != nil:
+		return ", spec.lifetime " + string(*x.lifetime)
+	}
+	return ""
 }
 
 // runSetDisabled sets spec.disabled of the ApiToken name to disabled, unless

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -71,9 +72,12 @@ func TestRecreateDisableEnable(t *testing.T) {
 		want   result
 		// wantPatches are the patch bodies sent, in order.
 		wantPatches []string
-		// wantRecreate and wantDisabled are the spec afterwards.
-		wantRecreate int64
-		wantDisabled bool
+		// wantRecreate, wantDisabled, wantExpiresAt (RFC 3339) and
+		// wantLifetime are the spec afterwards.
+		wantRecreate  int64
+		wantDisabled  bool
+		wantExpiresAt string
+		wantLifetime  v1alpha1.Duration
 	}{{
 		name:         "recreate bumps the counter",
 		token:        apiToken("payments", "jane-ci", withRecreate(2)),
@@ -129,6 +133,92 @@ func TestRecreateDisableEnable(t *testing.T) {
 		args:         []string{"recreate", "nope"},
 		want:         result{code: 1, stderr: "Error from server (NotFound): apitokens.auth.tokenwarden.io \"nope\" not found\n"},
 		wantRecreate: 2,
+	}, {
+		name:         "recreate without a new expiry keeps the spec's",
+		token:        apiToken("payments", "jane-ci", withRecreate(2), withLifetime("1h")),
+		args:         []string{"recreate", "jane-ci"},
+		want:         result{stdout: "apitoken payments/jane-ci: recreate requested (spec.recreate 2 -> 3)\n"},
+		wantPatches:  []string{`{"metadata":{"resourceVersion":"999"},"spec":{"recreate":3}}`},
+		wantRecreate: 3,
+		wantLifetime: "1h",
+	}, {
+		name:  "recreate with a new expiresAt replaces the lifetime in the same patch",
+		token: apiToken("payments", "jane-ci", withRecreate(2), withLifetime("1h")),
+		args:  []string{"recreate", "jane-ci", "--expires-at", "2026-04-01T00:00:00Z"},
+		want: result{stdout: "apitoken payments/jane-ci: recreate requested (spec.recreate 2 -> 3), " +
+			"spec.expiresAt 2026-04-01T00:00:00Z\n"},
+		wantPatches:   []string{`{"metadata":{"resourceVersion":"999"},"spec":{"expiresAt":"2026-04-01T00:00:00Z","lifetime":null,"recreate":3}}`},
+		wantRecreate:  3,
+		wantExpiresAt: "2026-04-01T00:00:00Z",
+	}, {
+		name:  "recreate with an expiresAt in another zone",
+		token: apiToken("payments", "jane-ci", withSpecExpiry(-time.Hour)),
+		args:  []string{"recreate", "jane-ci", "--expires-at=2026-03-01T15:00:00+02:00"},
+		want: result{stdout: "apitoken payments/jane-ci: recreate requested (spec.recreate 0 -> 1), " +
+			"spec.expiresAt 2026-03-01T13:00:00Z\n"},
+		wantPatches:   []string{`{"metadata":{"resourceVersion":"999"},"spec":{"expiresAt":"2026-03-01T13:00:00Z","recreate":1}}`},
+		wantRecreate:  1,
+		wantExpiresAt: "2026-03-01T13:00:00Z",
+	}, {
+		name:  "recreate with a lifetime in days replaces the expiresAt in the same patch",
+		token: apiToken("payments", "jane-ci", withRecreate(4), withSpecExpiry(-time.Hour)),
+		args:  []string{"recreate", "--lifetime", "30d", "jane-ci"},
+		want: result{stdout: "apitoken payments/jane-ci: recreate requested (spec.recreate 4 -> 5), " +
+			"spec.lifetime 30d\n"},
+		wantPatches:  []string{`{"metadata":{"resourceVersion":"999"},"spec":{"expiresAt":null,"lifetime":"30d","recreate":5}}`},
+		wantRecreate: 5,
+		wantLifetime: "30d",
+	}, {
+		name:   "recreate with a lifetime that loses a race retries with it",
+		token:  apiToken("payments", "jane-ci", withRecreate(2)),
+		args:   []string{"recreate", "jane-ci", "--lifetime", "12h"},
+		before: bumpOnFirstPatch,
+		want:   result{stdout: "apitoken payments/jane-ci: recreate requested (spec.recreate 5 -> 6), spec.lifetime 12h\n"},
+		wantPatches: []string{
+			`{"metadata":{"resourceVersion":"999"},"spec":{"lifetime":"12h","recreate":3}}`,
+			`{"metadata":{"resourceVersion":"1000"},"spec":{"lifetime":"12h","recreate":6}}`,
+		},
+		wantRecreate: 6,
+		wantLifetime: "12h",
+	}, {
+		name:  "recreate with both --expires-at and --lifetime",
+		token: apiToken("payments", "jane-ci", withRecreate(2)),
+		args:  []string{"recreate", "jane-ci", "--expires-at", "2026-04-01T00:00:00Z", "--lifetime", "30d"},
+		want:  result{code: 2, stderr: "error: --expires-at and --lifetime are mutually exclusive: set at most one\n"},
+		// Nothing is read or written.
+		wantRecreate: 2,
+	}, {
+		name:         "recreate with an --expires-at that is not RFC 3339",
+		token:        apiToken("payments", "jane-ci", withRecreate(2)),
+		args:         []string{"recreate", "jane-ci", "--expires-at", "2026-04-01"},
+		want:         result{code: 2, stderr: "error: --expires-at \"2026-04-01\": want an RFC 3339 time such as 2027-01-31T00:00:00Z\n"},
+		wantRecreate: 2,
+	}, {
+		name:  "recreate with an --expires-at that has passed",
+		token: apiToken("payments", "jane-ci", withRecreate(2)),
+		args:  []string{"recreate", "jane-ci", "--expires-at", "2026-03-01T12:00:00Z"},
+		want: result{code: 2, stderr: "error: --expires-at 2026-03-01T12:00:00Z has passed: " +
+			"a value that would be born expired is not issued\n"},
+		wantRecreate: 2,
+	}, {
+		name:  "recreate with a lifetime in Go's syntax",
+		token: apiToken("payments", "jane-ci", withRecreate(2)),
+		args:  []string{"recreate", "jane-ci", "--lifetime", "1.5h"},
+		want: result{code: 2, stderr: "error: --lifetime: invalid duration \"1.5h\": " +
+			"unexpected '.' at offset 1; fractions are not allowed, use a smaller unit instead (1h30m, not 1.5h)\n"},
+		wantRecreate: 2,
+	}, {
+		name:  "--lifetime without a value",
+		token: apiToken("payments", "jane-ci"),
+		args:  []string{"recreate", "jane-ci", "--lifetime"},
+		want: result{code: 2, stderr: "error: flag needs an argument: -lifetime\n" +
+			"Run 'kubectl tokenwarden recreate --help' for usage.\n"},
+	}, {
+		name:  "--lifetime is not a flag of disable",
+		token: apiToken("payments", "jane-ci"),
+		args:  []string{"disable", "jane-ci", "--lifetime", "1h"},
+		want: result{code: 2, stderr: "error: flag provided but not defined: -lifetime\n" +
+			"Run 'kubectl tokenwarden disable --help' for usage.\n"},
 	}, {
 		name:         "disable",
 		token:        apiToken("payments", "jane-ci"),
@@ -215,6 +305,19 @@ func TestRecreateDisableEnable(t *testing.T) {
 			if got.Spec.Recreate != tc.wantRecreate || got.Spec.Disabled != tc.wantDisabled {
 				t.Errorf("spec.recreate = %d, spec.disabled = %t; want %d, %t",
 					got.Spec.Recreate, got.Spec.Disabled, tc.wantRecreate, tc.wantDisabled)
+			}
+			if tc.wantExpiresAt != "" || tc.wantLifetime != "" {
+				var expiresAt string
+				if got.Spec.ExpiresAt != nil {
+					expiresAt = got.Spec.ExpiresAt.UTC().Format(time.RFC3339)
+				}
+				var lifetime v1alpha1.Duration
+				if got.Spec.Lifetime != nil {
+					lifetime = *got.Spec.Lifetime
+				}
+				if expiresAt != tc.wantExpiresAt || lifetime != tc.wantLifetime {
+					t.Errorf("spec.expiresAt = %q, spec.lifetime = %q; want %q, %q", expiresAt, lifetime, tc.wantExpiresAt, tc.wantLifetime)
+				}
 			}
 		})
 	}

@@ -60,8 +60,6 @@ const (
 	Recreate Reason = "Recreate"
 	// Renew: the value is within rotation.renewBefore of its expiry.
 	Renew Reason = "Renew"
-	// Reissue: an expired token's expiry moved into the future.
-	Reissue Reason = "Reissue"
 	// SecretGone: the Secret, or the value in it, is gone.
 	SecretGone Reason = "SecretMissing"
 	// SecretTampered: the Secret holds a value that is not the issued one.
@@ -71,6 +69,10 @@ const (
 	ResumeRotation Reason = "ResumeRotation"
 	// Expired: the expiry instant has passed.
 	Expired Reason = "Expired"
+	// ExpiresAtPassed: a new value is wanted (FirstIssue or Recreate) but
+	// the fixed spec.expiresAt has passed: the value would be born expired,
+	// so none is issued until the expiry moves into the future.
+	ExpiresAtPassed Reason = "ExpiresAtPassed"
 )
 
 // Input is everything a decision depends on.
@@ -100,9 +102,15 @@ func Decide(in Input) Decision {
 	if reason := newValueWanted(in); reason != "" {
 		// A value that would be born expired is not issued at all.
 		if in.Spec.ExpiresAt != nil && !in.Now.Before(in.Spec.ExpiresAt.Time) {
-			return withdrawOrKeep(in, Expired)
+			return withdrawOrKeep(in, ExpiresAtPassed)
 		}
 		return Decision{Action: Issue, Reason: reason}
+	}
+	// An expired value was refused and withdrawn; moving the expiry into
+	// the future does not bring it back, and issuing a new one unasked would
+	// hand out a value nobody recreated: only a recreate does that.
+	if in.Status.Phase == v1alpha1.PhaseExpired {
+		return withdrawOrKeep(in, Expired)
 	}
 	if expiresAt := ExpiresAt(in.Spec, in.Status.IssuedAt, in.Lifetime); expiresAt != nil {
 		if renewAt := RenewAt(*expiresAt, in.Status.IssuedAt, in.RenewBefore); renewAt != nil && !in.Now.Before(*renewAt) {
@@ -111,9 +119,6 @@ func Decide(in Input) Decision {
 		if !in.Now.Before(*expiresAt) {
 			return withdrawOrKeep(in, Expired)
 		}
-	}
-	if in.Status.Phase == v1alpha1.PhaseExpired {
-		return Decision{Action: Issue, Reason: Reissue}
 	}
 	switch in.Secret {
 	case SecretMissing, SecretEmpty:
@@ -130,7 +135,9 @@ func Decide(in Input) Decision {
 // one, or "".
 func newValueWanted(in Input) Reason {
 	switch {
-	case in.Status.TokenHash == "" && in.Status.Phase != v1alpha1.PhaseExpired:
+	case in.Status.TokenHash == "":
+		// Also a token whose expiresAt had passed before its first value:
+		// nothing was withdrawn, so a new expiresAt issues one.
 		return FirstIssue
 	case in.Spec.Recreate != in.Status.Recreate:
 		return Recreate
@@ -147,7 +154,10 @@ func withdrawOrKeep(in Input, reason Reason) Decision {
 }
 
 // ExpiresAt is when a value issued at issuedAt stops verifying: the fixed
-// spec.expiresAt, else issuedAt plus the lifetime, else never (nil).
+// spec.expiresAt, else issuedAt plus the lifetime, else never (nil). It
+// reads the spec as it is now, so an edit of either field applies to the
+// value already issued: a lifetime counts from the issuance of the current
+// value, whenever it was changed.
 func ExpiresAt(spec *v1alpha1.ApiTokenSpec, issuedAt *metav1.Time, lifetime *time.Duration) *time.Time {
 	switch {
 	case spec.ExpiresAt != nil:
@@ -184,7 +194,7 @@ func NextWakeup(in Input) time.Duration {
 			next = t
 		}
 	}
-	if in.Status.Phase == v1alpha1.PhaseActive || in.Status.Phase == v1alpha1.PhaseDisabled {
+	if HoldsValue(in.Status.Phase) {
 		if expiresAt := ExpiresAt(in.Spec, in.Status.IssuedAt, in.Lifetime); expiresAt != nil {
 			consider(expiresAt)
 			consider(RenewAt(*expiresAt, in.Status.IssuedAt, in.RenewBefore))
@@ -198,4 +208,27 @@ func NextWakeup(in Input) time.Duration {
 		return 0
 	}
 	return next.Sub(in.Now)
+}
+
+// StatusExpiresAt is what status.expiresAt records once a reconcile has
+// decided on phase, given the status recorded so far (in.Status): while a
+// value is held (Active, Disabled), the expiry the spec gives it now, so
+// that an edit of spec.expiresAt or spec.lifetime shows at once; when the
+// value expires, the instant it expired; afterwards, and in every other
+// phase, the instant as recorded, which later edits no longer move because
+// the value is gone.
+func StatusExpiresAt(in Input, phase v1alpha1.ApiTokenPhase) *time.Time {
+	switch {
+	case HoldsValue(phase), phase == v1alpha1.PhaseExpired && HoldsValue(in.Status.Phase):
+		return ExpiresAt(in.Spec, in.Status.IssuedAt, in.Lifetime)
+	case in.Status.ExpiresAt != nil:
+		t := in.Status.ExpiresAt.Time
+		return &t
+	}
+	return nil
+}
+
+// holdsValue reports whether a token in phase has a value in its Secret.
+func HoldsValue(phase v1alpha1.ApiTokenPhase) bool {
+	return phase == v1alpha1.PhaseActive || phase == v1alpha1.PhaseDisabled
 }

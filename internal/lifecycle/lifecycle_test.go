@@ -41,7 +41,10 @@ func TestDecide(t *testing.T) {
 			Decision{Action: Conflict}},
 		{"a new token whose fixed expiry has passed is never issued",
 			Input{Spec: &v1alpha1.ApiTokenSpec{ExpiresAt: at(-time.Second)}, Status: &v1alpha1.ApiTokenStatus{}, Secret: SecretMissing, Now: t0},
-			Decision{Keep, Expired}},
+			Decision{Keep, ExpiresAtPassed}},
+		{"a token never issued for its past expiresAt is issued once expiresAt is in the future",
+			Input{Spec: &v1alpha1.ApiTokenSpec{ExpiresAt: at(time.Hour)}, Status: &v1alpha1.ApiTokenStatus{Phase: v1alpha1.PhaseExpired}, Secret: SecretMissing, Now: t0},
+			Decision{Issue, FirstIssue}},
 		{"the issued value in its Secret is kept",
 			Input{Spec: &v1alpha1.ApiTokenSpec{}, Status: issued(v1alpha1.PhaseActive), Secret: SecretMatches, Now: t0.Add(time.Hour)},
 			Decision{Action: Keep}},
@@ -78,9 +81,48 @@ func TestDecide(t *testing.T) {
 		{"an expired token whose value is gone stays expired",
 			Input{Spec: &v1alpha1.ApiTokenSpec{}, Status: issued(v1alpha1.PhaseExpired), Secret: SecretEmpty, Now: t0.Add(2 * time.Hour), Lifetime: dur(time.Hour)},
 			Decision{Keep, Expired}},
-		{"an expired token whose lifetime was extended is issued again",
+		{"an expired token whose lifetime was extended stays expired: its value is gone",
 			Input{Spec: &v1alpha1.ApiTokenSpec{}, Status: issued(v1alpha1.PhaseExpired), Secret: SecretEmpty, Now: t0.Add(2 * time.Hour), Lifetime: dur(3 * time.Hour)},
-			Decision{Issue, Reissue}},
+			Decision{Keep, Expired}},
+		{"an expired token whose expiresAt moved into the future stays expired",
+			Input{Spec: &v1alpha1.ApiTokenSpec{ExpiresAt: at(3 * time.Hour)}, Status: issued(v1alpha1.PhaseExpired), Secret: SecretEmpty, Now: t0.Add(2 * time.Hour)},
+			Decision{Keep, Expired}},
+		{"an expired token whose expiresAt was removed stays expired",
+			Input{Spec: &v1alpha1.ApiTokenSpec{}, Status: issued(v1alpha1.PhaseExpired), Secret: SecretEmpty, Now: t0.Add(2 * time.Hour)},
+			Decision{Keep, Expired}},
+		{"an expired token whose Secret lost its value is not repaired",
+			Input{Spec: &v1alpha1.ApiTokenSpec{}, Status: issued(v1alpha1.PhaseExpired), Secret: SecretMissing, Now: t0.Add(2 * time.Hour)},
+			Decision{Keep, Expired}},
+		{"an expiry recorded before the value left the Secret withdraws it, whatever the spec says now",
+			Input{Spec: &v1alpha1.ApiTokenSpec{ExpiresAt: at(3 * time.Hour)}, Status: issued(v1alpha1.PhaseExpired), Secret: SecretMatches, Now: t0.Add(2 * time.Hour)},
+			Decision{Withdraw, Expired}},
+		{"a recreate of an expired token with a lifetime issues a new value",
+			Input{Spec: &v1alpha1.ApiTokenSpec{Recreate: 1}, Status: issued(v1alpha1.PhaseExpired), Secret: SecretEmpty, Now: t0.Add(2 * time.Hour), Lifetime: dur(time.Hour)},
+			Decision{Issue, Recreate}},
+		{"a recreate of an expired token whose fixed expiresAt has passed issues nothing",
+			Input{Spec: &v1alpha1.ApiTokenSpec{Recreate: 1, ExpiresAt: at(time.Hour)}, Status: issued(v1alpha1.PhaseExpired), Secret: SecretEmpty, Now: t0.Add(2 * time.Hour)},
+			Decision{Keep, ExpiresAtPassed}},
+		{"a recreate with a new expiresAt in the future issues a new value",
+			Input{Spec: &v1alpha1.ApiTokenSpec{Recreate: 1, ExpiresAt: at(3 * time.Hour)}, Status: issued(v1alpha1.PhaseExpired), Secret: SecretEmpty, Now: t0.Add(2 * time.Hour)},
+			Decision{Issue, Recreate}},
+		{"a recreate of an active token whose fixed expiresAt just passed withdraws it",
+			Input{Spec: &v1alpha1.ApiTokenSpec{Recreate: 1, ExpiresAt: at(time.Hour)}, Status: issued(v1alpha1.PhaseActive), Secret: SecretMatches, Now: t0.Add(time.Hour)},
+			Decision{Withdraw, ExpiresAtPassed}},
+		{"an extended expiresAt keeps the value: no new one is issued",
+			Input{Spec: &v1alpha1.ApiTokenSpec{ExpiresAt: at(3 * time.Hour)}, Status: issued(v1alpha1.PhaseActive), Secret: SecretMatches, Now: t0.Add(2 * time.Hour)},
+			Decision{Action: Keep}},
+		{"a removed expiresAt keeps the value",
+			Input{Spec: &v1alpha1.ApiTokenSpec{}, Status: issued(v1alpha1.PhaseActive), Secret: SecretMatches, Now: t0.Add(2 * time.Hour)},
+			Decision{Action: Keep}},
+		{"a shortened expiresAt already past withdraws the value",
+			Input{Spec: &v1alpha1.ApiTokenSpec{ExpiresAt: at(time.Hour)}, Status: issued(v1alpha1.PhaseActive), Secret: SecretMatches, Now: t0.Add(2 * time.Hour)},
+			Decision{Withdraw, Expired}},
+		{"a lifetime lengthened past now keeps the value",
+			Input{Spec: &v1alpha1.ApiTokenSpec{}, Status: issued(v1alpha1.PhaseActive), Secret: SecretMatches, Now: t0.Add(2 * time.Hour), Lifetime: dur(3 * time.Hour)},
+			Decision{Action: Keep}},
+		{"a lifetime shortened to before now withdraws the value: it counts from issuedAt",
+			Input{Spec: &v1alpha1.ApiTokenSpec{}, Status: issued(v1alpha1.PhaseActive), Secret: SecretMatches, Now: t0.Add(2 * time.Hour), Lifetime: dur(time.Hour)},
+			Decision{Withdraw, Expired}},
 		{"renewBefore renews inside the window",
 			Input{Spec: &v1alpha1.ApiTokenSpec{}, Status: issued(v1alpha1.PhaseActive), Secret: SecretMatches, Now: t0.Add(23 * time.Hour), Lifetime: dur(24 * time.Hour), RenewBefore: dur(time.Hour)},
 			Decision{Issue, Renew}},
@@ -98,6 +140,59 @@ func TestDecide(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			g.Expect(Decide(tt.in)).To(Equal(tt.want))
+		})
+	}
+}
+
+// withExpiry records expiresAt d after t0 in status, as an earlier
+// reconcile would have.
+func withExpiry(status *v1alpha1.ApiTokenStatus, d time.Duration) *v1alpha1.ApiTokenStatus {
+	status.ExpiresAt = at(d)
+	return status
+}
+
+func TestStatusExpiresAt(t *testing.T) {
+	tests := []struct {
+		name  string
+		in    Input
+		phase v1alpha1.ApiTokenPhase
+		want  *metav1.Time
+	}{
+		{"a token that never expires records none",
+			Input{Spec: &v1alpha1.ApiTokenSpec{}, Status: issued(v1alpha1.PhaseActive)}, v1alpha1.PhaseActive, nil},
+		{"a lifetime counts from the issuance",
+			Input{Spec: &v1alpha1.ApiTokenSpec{}, Status: issued(v1alpha1.PhaseActive), Lifetime: dur(time.Hour)}, v1alpha1.PhaseActive, at(time.Hour)},
+		{"an extended expiresAt is recorded at once",
+			Input{Spec: &v1alpha1.ApiTokenSpec{ExpiresAt: at(3 * time.Hour)}, Status: withExpiry(issued(v1alpha1.PhaseActive), time.Hour)}, v1alpha1.PhaseActive, at(3 * time.Hour)},
+		{"a shortened expiresAt is recorded at once",
+			Input{Spec: &v1alpha1.ApiTokenSpec{ExpiresAt: at(10 * time.Minute)}, Status: withExpiry(issued(v1alpha1.PhaseActive), time.Hour)}, v1alpha1.PhaseActive, at(10 * time.Minute)},
+		{"a removed expiresAt clears the record",
+			Input{Spec: &v1alpha1.ApiTokenSpec{}, Status: withExpiry(issued(v1alpha1.PhaseActive), time.Hour)}, v1alpha1.PhaseActive, nil},
+		{"a changed lifetime counts from issuedAt, not from the change",
+			Input{Spec: &v1alpha1.ApiTokenSpec{}, Status: withExpiry(issued(v1alpha1.PhaseActive), time.Hour), Now: t0.Add(30 * time.Minute), Lifetime: dur(2 * time.Hour)}, v1alpha1.PhaseActive, at(2 * time.Hour)},
+		{"lifetime replacing expiresAt counts from issuedAt",
+			Input{Spec: &v1alpha1.ApiTokenSpec{}, Status: withExpiry(issued(v1alpha1.PhaseActive), 5*time.Hour), Lifetime: dur(time.Hour)}, v1alpha1.PhaseActive, at(time.Hour)},
+		{"a disabled token's expiry follows edits too",
+			Input{Spec: &v1alpha1.ApiTokenSpec{ExpiresAt: at(3 * time.Hour)}, Status: withExpiry(issued(v1alpha1.PhaseDisabled), time.Hour)}, v1alpha1.PhaseDisabled, at(3 * time.Hour)},
+		{"expiring records the instant the value expired",
+			Input{Spec: &v1alpha1.ApiTokenSpec{ExpiresAt: at(30 * time.Minute)}, Status: withExpiry(issued(v1alpha1.PhaseActive), time.Hour)}, v1alpha1.PhaseExpired, at(30 * time.Minute)},
+		{"an expired token keeps the instant it expired, whatever the spec says later",
+			Input{Spec: &v1alpha1.ApiTokenSpec{ExpiresAt: at(5 * time.Hour)}, Status: withExpiry(issued(v1alpha1.PhaseExpired), time.Hour)}, v1alpha1.PhaseExpired, at(time.Hour)},
+		{"a token never issued records no expiry",
+			Input{Spec: &v1alpha1.ApiTokenSpec{ExpiresAt: at(-time.Hour)}, Status: &v1alpha1.ApiTokenStatus{}}, v1alpha1.PhaseExpired, nil},
+		{"an invalidated token keeps its record",
+			Input{Spec: &v1alpha1.ApiTokenSpec{}, Status: withExpiry(issued(v1alpha1.PhaseActive), time.Hour)}, v1alpha1.PhaseInvalidated, at(time.Hour)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			got := StatusExpiresAt(tt.in, tt.phase)
+			if tt.want == nil {
+				g.Expect(got).To(BeNil())
+				return
+			}
+			g.Expect(got).NotTo(BeNil())
+			g.Expect(*got).To(BeTemporally("==", tt.want.Time))
 		})
 	}
 }
@@ -124,6 +219,14 @@ func TestNextWakeup(t *testing.T) {
 			Input{Spec: &v1alpha1.ApiTokenSpec{ExpiresAt: at(time.Hour)}, Status: issued(v1alpha1.PhaseExpired), Now: t0.Add(2 * time.Hour)}, 0},
 		{"an instant already past is not a wake-up (no tight loop)",
 			Input{Spec: &v1alpha1.ApiTokenSpec{ExpiresAt: at(-time.Hour)}, Status: issued(v1alpha1.PhaseActive), Now: t0}, 0},
+		{"an extended expiresAt moves the wake-up to the new instant",
+			Input{Spec: &v1alpha1.ApiTokenSpec{ExpiresAt: at(3 * time.Hour)}, Status: withExpiry(issued(v1alpha1.PhaseActive), time.Hour), Now: t0}, 3 * time.Hour},
+		{"a shortened expiresAt moves the wake-up earlier",
+			Input{Spec: &v1alpha1.ApiTokenSpec{ExpiresAt: at(10 * time.Minute)}, Status: withExpiry(issued(v1alpha1.PhaseActive), time.Hour), Now: t0}, 10 * time.Minute},
+		{"a removed expiresAt cancels the wake-up",
+			Input{Spec: &v1alpha1.ApiTokenSpec{}, Status: withExpiry(issued(v1alpha1.PhaseActive), time.Hour), Now: t0}, 0},
+		{"a changed lifetime wakes at issuedAt plus the new lifetime",
+			Input{Spec: &v1alpha1.ApiTokenSpec{}, Status: withExpiry(issued(v1alpha1.PhaseActive), time.Hour), Now: t0.Add(30 * time.Minute), Lifetime: dur(2 * time.Hour)}, 90 * time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
