@@ -124,11 +124,13 @@ func (r *ApiTokenReconciler) reconcileEntitlement(ctx context.Context, s *apiTok
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if !verdict.Allowed() && verdict.Reason != v1alpha1.ReasonCreatorUnknown && st.TokenHash != "" && st.Phase != v1alpha1.PhaseInvalidated {
-		// Invalidation is final, so it is decided on what the API server
-		// says now: the cache may not have seen a Team applied together
-		// with the token or an owner just added, nor a remembered admin
-		// answer a binding just created.
+	if !verdict.Allowed() && verdict.Reason != v1alpha1.ReasonCreatorUnknown && st.Phase != v1alpha1.PhaseInvalidated {
+		// A refusal is decided on what the API server says now: the cache
+		// may not have seen a Team applied together with the token or an
+		// owner just added, nor a remembered admin answer a binding just
+		// created. Invalidation is final, and even a token never issued
+		// would otherwise flap through Failed, with an Event, on its way to
+		// Active.
 		if teams, verdict, answer, err = decide(r.APIReader, r.Standing.Fresh()); err != nil {
 			return ctrl.Result{}, err
 		}
