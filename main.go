@@ -72,6 +72,8 @@ type options struct {
 	verifyCertDir   string
 	verifyQuery     bool
 	trustedProxies  string
+	// reviewAudiences are the audiences TokenReview answers for.
+	reviewAudiences []string
 	flushInterval   time.Duration
 	concurrency     int
 	pprofAddr       string
@@ -97,7 +99,11 @@ func main() {
 	flag.StringVar(&opts.verifyAddr, "verify-bind-address", ":8443", "Address the verification server (HTTPS) listens on.")
 	flag.StringVar(&opts.verifyCertDir, "verify-cert-dir", "/tmp/k8s-verify-server/serving-certs", "Directory with tls.crt and tls.key for the verification server; reloaded when they change.")
 	flag.BoolVar(&opts.verifyQuery, "verify-allow-query-token", false, "Accept the token as ?token= on /verify. Off by default: query strings end up in access logs.")
-	flag.StringVar(&opts.trustedProxies, "verify-trusted-proxies", "", "Comma-separated CIDRs of reverse proxies whose X-Real-IP / X-Forwarded-For name the client for rate limiting (default: none, the peer address counts).")
+	flag.StringVar(&opts.trustedProxies, "verify-trusted-proxies", "", "Comma-separated CIDRs of reverse proxies, and of services using pkg/verifyclient's middleware, whose X-Real-IP / X-Forwarded-For name the client for rate limiting (default: none, the peer address counts).")
+	flag.Func("token-review-audiences", "Comma-separated audiences TokenReview answers tokens valid for, as kube-apiserver's --api-audiences are for its ServiceAccount tokens: a review naming audiences is authenticated only if one of them is listed, a review naming none is answered with all of them (default: none, meaning the audience of the API server that asks, which kube-apiserver checks against its own --api-audiences).", func(v string) error {
+		opts.reviewAudiences = splitList(v)
+		return nil
+	})
 	flag.DurationVar(&opts.flushInterval, "last-used-flush-interval", time.Minute, "How often lastUsedAt is written: at most once per token per interval.")
 	flag.IntVar(&opts.concurrency, "max-concurrent-reconciles", 16, "How many ApiTokens are reconciled at once; the work is mostly waiting for the API server.")
 	flag.StringVar(&opts.tokenBase, "token-prefix", token.DefaultBase, "Base prefix of issued token values (lowercase letters and digits); a type letter and \"_\" follow it, e.g. \"twt_\".")
@@ -222,15 +228,16 @@ func run(ctx context.Context, opts options) error {
 			return fmt.Errorf("--verify-trusted-proxies: %w", err)
 		}
 		if _, err := verifyserver.Setup(ctx, mgr, verifyserver.Options{
-			TrustedProxies:  proxies,
-			BindAddress:     opts.verifyAddr,
-			CertDir:         opts.verifyCertDir,
-			AllowQueryToken: opts.verifyQuery,
-			FlushInterval:   opts.flushInterval,
-			Format:          token.Format{Base: opts.tokenBase},
-			Admins:          standing,
-			Limits:          verify.DefaultLimits(),
-			Clock:           clock.RealClock{},
+			TrustedProxies:       proxies,
+			TokenReviewAudiences: opts.reviewAudiences,
+			BindAddress:          opts.verifyAddr,
+			CertDir:              opts.verifyCertDir,
+			AllowQueryToken:      opts.verifyQuery,
+			FlushInterval:        opts.flushInterval,
+			Format:               token.Format{Base: opts.tokenBase},
+			Admins:               standing,
+			Limits:               verify.DefaultLimits(),
+			Clock:                clock.RealClock{},
 		}); err != nil {
 			return fmt.Errorf("setting up verification: %w", err)
 		}
@@ -291,6 +298,18 @@ func parsePrefixes(list string) ([]netip.Prefix, error) {
 		prefixes = append(prefixes, prefix)
 	}
 	return prefixes, nil
+}
+
+// splitList splits a comma-separated list, dropping spaces around its
+// fields and empty ones.
+func splitList(list string) []string {
+	var out []string
+	for _, field := range strings.Split(list, ",") {
+		if field = strings.TrimSpace(field); field != "" {
+			out = append(out, field)
+		}
+	}
+	return out
 }
 
 // flagSet reports whether the named flag was given on the command line.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	b "github.com/tokenwarden/tokenwarden/internal/builder"
+	"github.com/tokenwarden/tokenwarden/internal/duration"
 	"github.com/tokenwarden/tokenwarden/internal/token"
 )
 
@@ -35,8 +36,39 @@ func withPhase(p v1alpha1.ApiTokenPhase) tokenOption {
 	return func(t *v1alpha1.ApiToken) { t.Status.Phase = p }
 }
 
+// withExpiry sets spec.expiresAt and the status.expiresAt the reconciler
+// derives from it.
 func withExpiry(at time.Time) tokenOption {
+	return func(t *v1alpha1.ApiToken) {
+		spec, st := metav1.NewTime(at), metav1.NewTime(at)
+		t.Spec.ExpiresAt, t.Status.ExpiresAt = &spec, &st
+	}
+}
+
+// withStatusExpiry sets status.expiresAt only, as the reconciler last wrote
+// it before an edit of the spec it has not reconciled yet.
+func withStatusExpiry(at time.Time) tokenOption {
 	return func(t *v1alpha1.ApiToken) { mt := metav1.NewTime(at); t.Status.ExpiresAt = &mt }
+}
+
+// withLifetime sets spec.lifetime, and status.issuedAt to issuedAt with the
+// status.expiresAt the reconciler derives from both.
+func withLifetime(lifetime string, issuedAt time.Time) tokenOption {
+	return func(t *v1alpha1.ApiToken) {
+		l := v1alpha1.Duration(lifetime)
+		d, err := duration.Parse(l)
+		if err != nil {
+			panic(err)
+		}
+		issued, expires := metav1.NewTime(issuedAt), metav1.NewTime(issuedAt.Add(d))
+		t.Spec.Lifetime, t.Status.IssuedAt, t.Status.ExpiresAt = &l, &issued, &expires
+	}
+}
+
+// withDisabled sets spec.disabled, leaving the phase as it was: an edit no
+// reconciler has seen yet.
+func withDisabled() tokenOption {
+	return func(t *v1alpha1.ApiToken) { t.Spec.Disabled = true }
 }
 
 func withPrevious(value string, until time.Time) tokenOption {

@@ -5,7 +5,10 @@
 // API server (except an admin answer for an Admin token's creator or a
 // creator who owns too little, which is remembered). The creator's standing
 // is checked on every request, so taking an owner off a Team refuses their
-// tokens as soon as the informer sees it, before any reconcile.
+// tokens as soon as the informer sees it, before any reconcile. So is what
+// the spec says of the token: spec.disabled and the expiry spec.expiresAt or
+// spec.lifetime implies take effect on every replica as soon as the
+// informer sees the edit, whether or not a leader reconciles it.
 //
 // The package serves verification over HTTP, both as a kube-apiserver token
 // webhook (TokenReview) and as a plain forward-auth endpoint (GET /verify),
@@ -27,12 +30,14 @@ import (
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
+	"github.com/tokenwarden/tokenwarden/internal/duration"
+	"github.com/tokenwarden/tokenwarden/internal/lifecycle"
 )
 
-// Entry is what the Index knows of one digest. Its slices, Creator and
-// ExpiresAt are copies owned by the Index and never changed once stored:
-// treat them as read-only, since every Lookup and every Identity of the
-// digest shares them.
+// Entry is what the Index knows of one digest. Its slices, Creator,
+// ExpiresAt and StatusExpiresAt are copies owned by the Index and never
+// changed once stored: treat them as read-only, since every Lookup and
+// every Identity of the digest shares them.
 type Entry struct {
 	// Key names the ApiToken.
 	Key types.NamespacedName
@@ -52,11 +57,26 @@ type Entry struct {
 	Creator *v1alpha1.UserIdentity
 	// Phase is the ApiToken's status.phase.
 	Phase v1alpha1.ApiTokenPhase
+	// Disabled is spec.disabled. The verifier refuses on it rather than
+	// waiting for the reconciler to set the phase, which only the leader
+	// does: a disable takes effect on every replica, with or without one.
+	Disabled bool
 	// IssuedAt is status.issuedAt, the instant a Wildcard token's lifetime
 	// counts from when the verifier checks it against team policies.
 	IssuedAt time.Time
-	// ExpiresAt is when this digest stops verifying; nil means never.
+	// ExpiresAt is when this digest stops verifying, as the spec says now:
+	// spec.expiresAt, else status.issuedAt plus spec.lifetime, else never
+	// (nil); for a previous value, the end of its overlap if that is
+	// earlier. The spec wins over StatusExpiresAt, which the reconciler
+	// writes after the fact, so an expiry moved or removed in the spec
+	// takes effect before any reconcile, either way.
 	ExpiresAt *time.Time
+	// StatusExpiresAt is the expiry status records for this digest:
+	// status.expiresAt, or status.previous.expiresAt for a previous value;
+	// nil when there is none. It decides only when the spec cannot:
+	// spec.lifetime without status.issuedAt, or a lifetime that does not
+	// parse.
+	StatusExpiresAt *time.Time
 	// Previous is true when this digest is status.previous: a replaced value
 	// still inside its rotation overlap.
 	Previous bool
@@ -80,8 +100,10 @@ type record struct {
 	// the per-token rate limit.
 	digest string
 	entry  Entry
-	// expiresAt backs entry.ExpiresAt, saving it an allocation of its own.
-	expiresAt time.Time
+	// expiresAt and statusExpiresAt back entry.ExpiresAt and
+	// entry.StatusExpiresAt, saving each an allocation of its own.
+	expiresAt       time.Time
+	statusExpiresAt time.Time
 	// user is Identity.User, "tokenwarden:<namespace>:<name>:<uid>". The
 	// uid is part of it so that an ApiToken deleted and created again under
 	// the same name, whatever its type, is another user and inherits none
@@ -89,13 +111,13 @@ type record struct {
 	user string
 	// teams are the teams a verification answers when they do not depend
 	// on the request time; never nil, so JSON says [] not null. dynamicTeams
-	// is set instead for Wildcard and Admin tokens.
+	// is set instead for Wildcard tokens.
 	teams        []string
 	dynamicTeams bool
 	// scopes are Entry.Scopes, never nil.
 	scopes []string
 	// spec is what team policies judge of a Wildcard token (its scopes and
-	// its effective expiry), built once so a verification allocates
+	// the expiry its spec implies), built once so a verification allocates
 	// nothing for it.
 	spec v1alpha1.ApiTokenSpec
 	// teamsHeader and scopesHeader are teams and scopes joined with commas,
@@ -107,29 +129,44 @@ type record struct {
 	expiresHeader string
 }
 
+// expiries are the instants a record expires at, nil meaning never.
+type expiries struct {
+	// at is Entry.ExpiresAt, statusAt Entry.StatusExpiresAt.
+	at, statusAt *time.Time
+	// token is when the token itself expires, as its spec says: what team
+	// policies judge, the same for its current and its previous value.
+	token *time.Time
+}
+
 // newRecord returns the record of e under digest, whose SHA-256 is sum,
-// expiring at expiresAt unless that is nil.
-func newRecord(sum digestKey, digest string, e Entry, expiresAt *time.Time) *record {
+// expiring at exp.
+func newRecord(sum digestKey, digest string, e Entry, exp expiries) *record {
 	r := &record{sum: sum, digest: digest, entry: e, scopes: nonNil(e.Scopes)}
-	if expiresAt != nil {
-		r.expiresAt = *expiresAt
+	if exp.at != nil {
+		r.expiresAt = *exp.at
 		r.entry.ExpiresAt = &r.expiresAt
+	}
+	if exp.statusAt != nil {
+		r.statusExpiresAt = *exp.statusAt
+		r.entry.StatusExpiresAt = &r.statusExpiresAt
 	}
 	switch e.Type {
 	case v1alpha1.TeamTokenType:
 		r.teams = nonNil(e.Teams)
-	case v1alpha1.AdminTokenType, v1alpha1.WildcardTokenType:
+	case v1alpha1.WildcardTokenType:
 		// Decided at request time, from the Teams there are then.
 		r.dynamicTeams = true
 		r.spec = v1alpha1.ApiTokenSpec{Type: e.Type}
 		for _, scope := range e.Scopes {
 			r.spec.Scopes = append(r.spec.Scopes, v1alpha1.ScopeString(scope))
 		}
-		if expiresAt != nil {
-			r.spec.ExpiresAt = &metav1.Time{Time: *expiresAt}
+		if exp.token != nil {
+			r.spec.ExpiresAt = &metav1.Time{Time: *exp.token}
 		}
 	default:
-		// A type this version does not know speaks for no team.
+		// An Admin token is associated with no team (an admin's Wildcard
+		// token is the one that speaks for every team), and a type this
+		// version does not know speaks for none either.
 		r.teams = noStrings
 	}
 	// The strings are cut from one, so the Index holds, and the garbage
@@ -315,8 +352,9 @@ func (ix *Index) removeLocked(key types.NamespacedName) {
 	delete(ix.byKey, key)
 }
 
-// recordsOf returns the records tok's status calls for. Everything is copied
-// out of tok, because tok usually belongs to the informer's cache.
+// recordsOf returns the records tok's status calls for, with what its spec
+// says of them now. Everything is copied out of tok, because tok usually
+// belongs to the informer's cache.
 func recordsOf(key types.NamespacedName, tok *v1alpha1.ApiToken) []*record {
 	st := &tok.Status
 	if st.TokenHash == "" || tok.DeletionTimestamp != nil {
@@ -338,24 +376,30 @@ func recordsOf(key types.NamespacedName, tok *v1alpha1.ApiToken) []*record {
 	}
 	nTeams := len(tok.Spec.Teams)
 	base := Entry{
-		Key:     key,
-		UID:     tok.UID,
-		Type:    tok.Spec.Type,
-		Teams:   emptyToNil(lists[:nTeams:nTeams]),
-		Scopes:  emptyToNil(lists[nTeams:]),
-		Creator: creator,
-		Phase:   st.Phase,
+		Key:      key,
+		UID:      tok.UID,
+		Type:     tok.Spec.Type,
+		Teams:    emptyToNil(lists[:nTeams:nTeams]),
+		Scopes:   emptyToNil(lists[nTeams:]),
+		Creator:  creator,
+		Phase:    st.Phase,
+		Disabled: tok.Spec.Disabled,
 	}
 	if st.IssuedAt != nil {
 		base.IssuedAt = st.IssuedAt.Time
 	}
+	var statusExpiresAt *time.Time
+	if st.ExpiresAt != nil {
+		statusExpiresAt = &st.ExpiresAt.Time
+	}
+	tokenExpiresAt, known := specExpiresAt(tok)
+	if !known {
+		tokenExpiresAt = statusExpiresAt
+	}
 	out := make([]*record, 0, 2)
 	if sum, ok := parseDigest(st.TokenHash); ok {
-		var expiresAt *time.Time
-		if st.ExpiresAt != nil {
-			expiresAt = &st.ExpiresAt.Time
-		}
-		out = append(out, newRecord(sum, st.TokenHash, base, expiresAt))
+		out = append(out, newRecord(sum, st.TokenHash, base,
+			expiries{at: tokenExpiresAt, statusAt: statusExpiresAt, token: tokenExpiresAt}))
 	}
 	// A previous digest equal to the current one can only come from a
 	// hand-edited status; the current entry, with its own expiry, wins.
@@ -365,11 +409,39 @@ func recordsOf(key types.NamespacedName, tok *v1alpha1.ApiToken) []*record {
 			prev.Previous = true
 			// A zero expiresAt is kept as the zero instant, which is in the
 			// past: a previous value with no end verifies not at all rather
-			// than forever.
-			out = append(out, newRecord(sum, p.TokenHash, prev, &p.ExpiresAt.Time))
+			// than forever. It ends with the token, too, if the spec now
+			// ends the token sooner.
+			end := &p.ExpiresAt.Time
+			at := end
+			if tokenExpiresAt != nil && tokenExpiresAt.Before(*end) {
+				at = tokenExpiresAt
+			}
+			out = append(out, newRecord(sum, p.TokenHash, prev,
+				expiries{at: at, statusAt: end, token: tokenExpiresAt}))
 		}
 	}
 	return out
+}
+
+// specExpiresAt is when tok's current value expires as its spec says now,
+// by the reconciler's own rule (lifecycle.ExpiresAt): spec.expiresAt, else
+// status.issuedAt plus spec.lifetime, else never (nil). It reports false
+// when the spec cannot say: a lifetime that does not parse (the API server
+// validates it, so only a stale schema gets here) or one without an
+// issuance to count from; the status's expiry then decides.
+func specExpiresAt(tok *v1alpha1.ApiToken) (*time.Time, bool) {
+	var lifetime *time.Duration
+	if tok.Spec.ExpiresAt == nil && tok.Spec.Lifetime != nil {
+		if tok.Status.IssuedAt == nil {
+			return nil, false
+		}
+		d, err := duration.Parse(*tok.Spec.Lifetime)
+		if err != nil {
+			return nil, false
+		}
+		lifetime = &d
+	}
+	return lifecycle.ExpiresAt(&tok.Spec, tok.Status.IssuedAt, lifetime), true
 }
 
 // emptyToNil returns s, or nil if s is empty, as the Index has always kept

@@ -26,22 +26,31 @@ func TestIndex(t *testing.T) {
 
 	current := func(exp *time.Time) Entry {
 		return Entry{
-			Key:       key("ns", "tok"),
-			UID:       "uid-tok",
-			Type:      v1alpha1.TeamTokenType,
-			Teams:     []string{"payments", "orders"},
-			Scopes:    []string{"read:orders"},
-			Creator:   creator,
-			Phase:     v1alpha1.PhaseActive,
-			ExpiresAt: exp,
+			Key:             key("ns", "tok"),
+			UID:             "uid-tok",
+			Type:            v1alpha1.TeamTokenType,
+			Teams:           []string{"payments", "orders"},
+			Scopes:          []string{"read:orders"},
+			Creator:         creator,
+			Phase:           v1alpha1.PhaseActive,
+			ExpiresAt:       exp,
+			StatusExpiresAt: exp,
 		}
 	}
 	previous := func() Entry {
 		e := current(&expires)
 		e.ExpiresAt = &overlapEnd
+		e.StatusExpiresAt = &overlapEnd
 		e.Previous = true
 		return e
 	}
+	// with changes an Entry.
+	with := func(e Entry, change func(*Entry)) *Entry {
+		change(&e)
+		return &e
+	}
+	later := t0.Add(2 * time.Hour)
+	sooner := t0.Add(5 * time.Minute)
 	byJane := withCreator("jane", "devs")
 
 	tests := []struct {
@@ -160,6 +169,58 @@ func TestIndex(t *testing.T) {
 			wantLen: 1,
 		},
 		{
+			name:    "spec.disabled is recorded before the phase says so",
+			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, byJane, withDisabled())},
+			want:    map[string]*Entry{v1: with(current(nil), func(e *Entry) { e.Disabled = true })},
+			wantLen: 1,
+		},
+		{
+			name: "an expiry moved later in the spec wins over the status's",
+			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, byJane,
+				withExpiry(later), withStatusExpiry(expires))},
+			want:    map[string]*Entry{v1: with(current(&later), func(e *Entry) { e.StatusExpiresAt = &expires })},
+			wantLen: 1,
+		},
+		{
+			name:    "an expiry removed from the spec is no expiry, whatever the status says",
+			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, byJane, withStatusExpiry(expires))},
+			want:    map[string]*Entry{v1: with(current(nil), func(e *Entry) { e.StatusExpiresAt = &expires })},
+			wantLen: 1,
+		},
+		{
+			name: "a lifetime counts from status.issuedAt",
+			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, byJane,
+				withLifetime("1h", t0))},
+			want:    map[string]*Entry{v1: with(current(&expires), func(e *Entry) { e.IssuedAt = t0 })},
+			wantLen: 1,
+		},
+		{
+			name: "a lifetime changed in the spec wins over the status's expiry",
+			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, byJane,
+				withLifetime("1d", t0), withStatusExpiry(expires))},
+			want: map[string]*Entry{v1: with(current(ptr(t0.Add(24*time.Hour))), func(e *Entry) {
+				e.IssuedAt, e.StatusExpiresAt = t0, &expires
+			})},
+			wantLen: 1,
+		},
+		{
+			name: "a lifetime without an issuance leaves the expiry to the status",
+			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, byJane,
+				withLifetime("1d", t0), withStatusExpiry(expires), func(t *v1alpha1.ApiToken) { t.Status.IssuedAt = nil })},
+			want:    map[string]*Entry{v1: ptr(current(&expires))},
+			wantLen: 1,
+		},
+		{
+			name: "a previous value ends with the token when the spec ends it sooner",
+			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v2, teamOpts, byJane,
+				withExpiry(sooner), withStatusExpiry(expires), withPrevious(v1, overlapEnd))},
+			want: map[string]*Entry{
+				v2: with(current(&sooner), func(e *Entry) { e.StatusExpiresAt = &expires }),
+				v1: with(previous(), func(e *Entry) { e.ExpiresAt = &sooner }),
+			},
+			wantLen: 2,
+		},
+		{
 			name:    "a previous digest equal to the current one keeps the current entry",
 			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, byJane, withPrevious(v1, overlapEnd))},
 			want:    map[string]*Entry{v1: ptr(current(nil))},
@@ -202,6 +263,7 @@ func TestIndexCopiesOutOfTheToken(t *testing.T) {
 	tok.Spec.Teams[0] = "changed"
 	tok.Spec.Scopes[0] = "changed"
 	b.WithCreator("changed")(tok)
+	tok.Spec.ExpiresAt.Time = t0.Add(time.Hour)
 	tok.Status.ExpiresAt.Time = t0.Add(time.Hour)
 
 	e, ok := ix.Lookup(token.Hash(v))
@@ -210,6 +272,7 @@ func TestIndexCopiesOutOfTheToken(t *testing.T) {
 	g.Expect(e.Scopes).To(Equal([]string{"read"}))
 	g.Expect(e.Creator.Username).To(Equal("jane"))
 	g.Expect(*e.ExpiresAt).To(Equal(t0))
+	g.Expect(*e.StatusExpiresAt).To(Equal(t0))
 }
 
 func TestIndexDigestSpelling(t *testing.T) {

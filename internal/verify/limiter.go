@@ -84,11 +84,15 @@ type RateInfo struct {
 
 // Limiter limits failed verifications per client address and requests per
 // token; the server applies the first on GET /verify only, see
-// Server.serveTokenReview. Two properties keep a flood of garbage from hurting anyone else:
-// both sets of limiters are bounded LRUs, so unique addresses or values
-// cannot grow memory; and the server creates token limiters only for
-// digests found in the index and charges failures only to the client
-// address, so unique bad values cannot push good tokens' limiters out.
+// Server.serveTokenReview. The server charges a client's budget only with
+// its refused attempts, after the token was looked at, so a valid token is
+// never refused because of failures from the same address: every service
+// behind one proxy shares it. Two properties keep a flood of garbage from
+// hurting anyone else: both sets of limiters are bounded LRUs, so unique
+// addresses or values cannot grow memory; and the server creates token
+// limiters only for digests found in the index and charges failures only
+// to the client address, so unique bad values cannot push good tokens'
+// limiters out.
 type Limiter struct {
 	limits  Limits
 	clock   clock.PassiveClock
@@ -110,11 +114,8 @@ func NewLimiter(l Limits, clk clock.PassiveClock) *Limiter {
 	}
 }
 
-// CheckClient reports whether addr may still fail: false means it spent its
-// failure budget and should be answered 429 before anything is verified. It
-// spends nothing, so clients that never fail cost no memory; concurrent
-// requests of one client may therefore overshoot the budget by the number
-// in flight.
+// CheckClient describes addr's failure budget and reports whether addr may
+// still fail. It spends nothing, so clients that never fail cost no memory.
 func (l *Limiter) CheckClient(addr string) (RateInfo, bool) {
 	lim := l.clients.get(addr)
 	if lim == nil {
@@ -126,33 +127,30 @@ func (l *Limiter) CheckClient(addr string) (RateInfo, bool) {
 	return info, lim.Limit() == rate.Inf || lim.TokensAt(now) >= 1
 }
 
-// ChargeFailure spends one of addr's failed attempts.
-func (l *Limiter) ChargeFailure(addr string) {
+// ChargeFailure spends one of addr's failed attempts and reports whether
+// addr had one left: false means it spent its failure budget and the
+// attempt should be answered 429. An attempt over the budget spends
+// nothing more, so a client that stops failing earns its budget back at
+// the configured rate however long it kept trying. Checking and spending
+// are one step, so concurrent attempts of one client cannot overshoot.
+func (l *Limiter) ChargeFailure(addr string) (RateInfo, bool) {
 	lim := l.clients.getOrCreate(addr, func() *rate.Limiter {
 		return rate.NewLimiter(l.limits.FailuresPerClient, l.limits.FailureBurst)
 	})
-	lim.AllowN(l.clock.Now(), 1)
-}
-
-// CheckToken spends one request of the token with digest and reports
-// whether it was allowed. Call it only for digests found in the index, or a
-// flood of unique values would evict the limiters of real tokens.
-func (l *Limiter) CheckToken(digest string) (RateInfo, bool) {
-	lim := l.tokenLimiter(digest)
 	now := l.clock.Now()
 	ok := lim.AllowN(now, 1)
 	return infoOf(lim, now), ok
 }
 
-// allowToken is CheckToken describing the limit only when it refuses: an
-// allowed request, nearly every one, has no use for the description.
-func (l *Limiter) allowToken(digest string) (RateInfo, bool) {
+// CheckToken spends one request of the token with digest and reports
+// whether it was allowed, with the state of its budget after. Call it only
+// for digests found in the index, or a flood of unique values would evict
+// the limiters of real tokens.
+func (l *Limiter) CheckToken(digest string) (RateInfo, bool) {
 	lim := l.tokenLimiter(digest)
 	now := l.clock.Now()
-	if lim.AllowN(now, 1) {
-		return RateInfo{}, true
-	}
-	return infoOf(lim, now), false
+	ok := lim.AllowN(now, 1)
+	return infoOf(lim, now), ok
 }
 
 // tokenLimiter returns the limiter of the token with digest, creating it.

@@ -103,6 +103,30 @@ func TestLimiterClient(t *testing.T) {
 	}
 }
 
+func TestLimiterChargeFailure(t *testing.T) {
+	g := NewWithT(t)
+	clk := clocktesting.NewFakePassiveClock(t0)
+	l := NewLimiter(Limits{FailuresPerClient: 1, FailureBurst: 2}, clk)
+
+	info, ok := l.ChargeFailure("192.0.2.1")
+	g.Expect(ok).To(BeTrue())
+	g.Expect(info).To(Equal(RateInfo{Limit: 2, Remaining: 1, Reset: time.Second}))
+	info, ok = l.ChargeFailure("192.0.2.1")
+	g.Expect(ok).To(BeTrue(), "the last attempt of the burst")
+	g.Expect(info).To(Equal(RateInfo{Limit: 2, Remaining: 0, Reset: 2 * time.Second, RetryAfter: time.Second}))
+	for range 10 {
+		info, ok = l.ChargeFailure("192.0.2.1")
+		g.Expect(ok).To(BeFalse(), "over the budget")
+		g.Expect(info).To(Equal(RateInfo{Limit: 2, Remaining: 0, Reset: 2 * time.Second, RetryAfter: time.Second}), "and it spends nothing more")
+	}
+
+	clk.SetTime(t0.Add(time.Second))
+	_, ok = l.ChargeFailure("192.0.2.1")
+	g.Expect(ok).To(BeTrue(), "one attempt earned back, however long the client kept trying")
+	_, ok = l.ChargeFailure("192.0.2.2")
+	g.Expect(ok).To(BeTrue(), "another address has its own budget")
+}
+
 func TestLimiterToken(t *testing.T) {
 	g := NewWithT(t)
 	clk := clocktesting.NewFakePassiveClock(t0)

@@ -39,6 +39,7 @@ const (
 var outcomes = []string{
 	outcomeVerified, ReasonMissing, ReasonMalformed, ReasonUnknown, ReasonExpired,
 	ReasonDisabled, ReasonInvalidated, ReasonNotActive, ReasonRateLimited, ReasonUnavailable,
+	ReasonAudienceMismatch,
 }
 
 // outcomeCounters are the children of resultsTotal per outcome, and

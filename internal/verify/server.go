@@ -3,10 +3,12 @@ package verify
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +29,12 @@ const (
 
 	// Realm is the realm of WWW-Authenticate challenges.
 	Realm = "tokenwarden"
+
+	// ReasonAudienceMismatch starts TokenReview's status.error when none of
+	// the audiences a review asks for is one the tokens are valid for, and
+	// is the outcome label of such a refusal. It concerns the review, not
+	// the token, which is not looked at.
+	ReasonAudienceMismatch = "AudienceMismatch"
 )
 
 // maxReviewBytes bounds a TokenReview body; a real one is well under 4 KiB.
@@ -39,8 +47,9 @@ const maxReviewBytes = 64 << 10
 //     identity as JSON and X-Tokenwarden-* headers.
 //
 // Both count a verified request against the token and record last use.
-// GET /verify also counts a refused attempt against the client address;
-// the TokenReview routes do not, see serveTokenReview.
+// GET /verify also counts a refused attempt against the client address,
+// and says in RateLimit-* headers how much of the budget that applied is
+// left; the TokenReview routes do neither, see serveTokenReview.
 type Server struct {
 	// Verifier decides who a token is.
 	Verifier *Verifier
@@ -60,8 +69,20 @@ type Server struct {
 	// connection's address, whatever its headers say, since any client can
 	// write them. Empty, the default, trusts no forwarding header. A proxy
 	// listed here must set X-Real-IP or append to X-Forwarded-For itself,
-	// or its clients choose the address they are charged to.
+	// or its clients choose the address they are charged to. A service
+	// that verifies through pkg/verifyclient forwards its own client's
+	// address the same way, and is listed here too.
 	TrustedProxies []netip.Prefix
+	// Audiences are the audiences TokenReview answers a token valid for,
+	// as kube-apiserver's --api-audiences are for its ServiceAccount
+	// tokens. A review naming audiences is authenticated only if one of
+	// them is listed here, and status.audiences says which; a review naming
+	// none is answered with all of them. Empty, the default, means the
+	// audience of the Kubernetes API server that asks, whichever it is: the
+	// answer then names no audience, which the TokenReview API defines as
+	// exactly that, and kube-apiserver checks it against its own
+	// --api-audiences.
+	Audiences []string
 }
 
 // Handler returns the routes.
@@ -93,7 +114,10 @@ type decision struct {
 	rec *record
 	// reason is "" when verified.
 	reason string
-	// rate describes the limit that refused the request, if one did.
+	// rate describes the budget the answer reports: the one that refused
+	// the request if a limit did, else the token's for a verified request
+	// and the client's for a refusal. Its Limit is 0 when no budget
+	// applies (no Limiter, or a refusal not charged to a client).
 	rate RateInfo
 }
 
@@ -107,43 +131,59 @@ func (s *Server) decide(ctx context.Context, value, client string, limitClient b
 	return d
 }
 
-// decideUntimed decides a request presenting value from client. A request
-// without a token is answered at once: it is no guess, so it neither spends
-// nor needs the client's failure budget. Otherwise, when limitClient is
-// set, the client's failure budget comes first, so a client that spent it
-// costs nothing more; then verification; then, for a verified token only,
-// the token's request budget, so only digests found in the index ever get a
-// limiter.
+// decideUntimed decides a request presenting value from client. The token
+// is looked at first, cheapest check first (see Verifier.Verify): garbage
+// costs a checksum and an unknown value a hash and a map lookup, whoever
+// sends them. A verified token then spends its own request budget and
+// nothing else: a client's failures never refuse a valid token, since the
+// address they are charged to is, behind a proxy or a service that does not
+// forward it, every client's. Only a token found in the index ever gets a
+// limiter. When limitClient is set, a refusal is charged to the client's
+// failure budget, and a client that has spent it is answered 429 for its
+// refused attempts, which then spend nothing more. A request without a
+// token is answered at once: it is no guess, so it neither spends nor needs
+// the budget.
 func (s *Server) decideUntimed(ctx context.Context, value, client string, limitClient bool) decision {
-	if value == "" {
-		return decision{reason: ReasonMissing}
-	}
 	limitClient = limitClient && s.Limiter != nil
-	if limitClient {
-		if info, ok := s.Limiter.CheckClient(client); !ok {
-			clientLimited.Inc()
-			return decision{reason: ReasonRateLimited, rate: info}
+	if value == "" {
+		d := decision{reason: ReasonMissing}
+		if limitClient {
+			d.rate, _ = s.Limiter.CheckClient(client)
 		}
+		return d
 	}
 	var vd verdict
 	s.Verifier.verify(ctx, value, &vd)
-	if vd.reason != "" {
-		// An unavailable Team cache is not the client's fault.
-		if limitClient && vd.reason != ReasonUnavailable {
-			s.Limiter.ChargeFailure(client)
-		}
+	switch {
+	case vd.reason == "":
+	case !limitClient:
 		return decision{reason: vd.reason}
+	case vd.reason == ReasonUnavailable:
+		// An unavailable Team cache is not the client's fault.
+		d := decision{reason: vd.reason}
+		d.rate, _ = s.Limiter.CheckClient(client)
+		return d
+	default:
+		info, ok := s.Limiter.ChargeFailure(client)
+		if !ok {
+			clientLimited.Inc()
+			return decision{reason: ReasonRateLimited, rate: info}
+		}
+		return decision{reason: vd.reason, rate: info}
 	}
+	d := decision{id: vd.id, rec: vd.rec}
 	if s.Limiter != nil {
-		if info, ok := s.Limiter.allowToken(vd.rec.digest); !ok {
+		info, ok := s.Limiter.CheckToken(vd.rec.digest)
+		if !ok {
 			tokenLimited.Inc()
 			return decision{reason: ReasonRateLimited, rate: info}
 		}
+		d.rate = info
 	}
 	if s.LastUsed != nil {
 		s.LastUsed.Record(vd.rec.entry.Key, vd.at)
 	}
-	return decision{id: vd.id, rec: vd.rec}
+	return d
 }
 
 // clientAddr is the address r's failures are charged to: the host of the
@@ -244,6 +284,9 @@ const (
 	headerScopes       = "X-Tokenwarden-Scopes"
 	headerExpiresAt    = "X-Tokenwarden-Expires-At"
 	headerCreator      = "X-Tokenwarden-Creator"
+	headerRateLimit    = "Ratelimit-Limit"
+	headerRateRemain   = "Ratelimit-Remaining"
+	headerRateReset    = "Ratelimit-Reset"
 )
 
 func (s *Server) serveVerify(w http.ResponseWriter, r *http.Request) {
@@ -251,13 +294,15 @@ func (s *Server) serveVerify(w http.ResponseWriter, r *http.Request) {
 	d := s.decide(r.Context(), value, s.clientAddr(r), true)
 	switch d.reason {
 	case "":
-		writeIdentity(w, &d.id, d.rec)
+		writeIdentity(w, &d.id, d.rec, &d.rate)
 	case ReasonRateLimited:
 		writeRateLimited(w, d.rate)
 	case ReasonUnavailable:
+		setRateLimit(w.Header(), &d.rate)
 		writeUnavailable(w)
 	default:
 		h := w.Header()
+		setRateLimit(h, &d.rate)
 		h.Set("Cache-Control", "no-store")
 		// RFC 6750 section 3.1: a request without credentials gets the bare
 		// challenge, one with bad credentials says why.
@@ -275,9 +320,10 @@ func (s *Server) serveVerify(w http.ResponseWriter, r *http.Request) {
 var bodyPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // writeIdentity answers 200 with id, which verified as rec, as headers and
-// JSON. It takes the values that do not depend on the request from rec,
-// where they were worked out once.
-func writeIdentity(w http.ResponseWriter, id *Identity, rec *record) {
+// JSON, and with the token's budget, rate, in RateLimit-* headers unless
+// no limit applies. It takes the values that do not depend on the request
+// from rec, where they were worked out once.
+func writeIdentity(w http.ResponseWriter, id *Identity, rec *record, rate *RateInfo) {
 	teams := rec.teamsHeader
 	if rec.dynamicTeams {
 		teams = strings.Join(id.Teams, ",")
@@ -289,6 +335,7 @@ func writeIdentity(w http.ResponseWriter, id *Identity, rec *record) {
 	vals := &[...]string{
 		"no-store", "application/json", id.User, id.Name, id.Namespace,
 		id.Type, teams, rec.scopesHeader, id.Creator, rec.expiresHeader,
+		number(rate.Limit), number(rate.Remaining), number(ceilSeconds(rate.Reset)),
 	}
 	h := w.Header()
 	h[headerCacheControl] = vals[0:1:1]
@@ -302,6 +349,11 @@ func writeIdentity(w http.ResponseWriter, id *Identity, rec *record) {
 	h[headerCreator] = vals[8:9:9]
 	if id.ExpiresAt != nil {
 		h[headerExpiresAt] = vals[9:10:10]
+	}
+	if rate.Limit > 0 {
+		h[headerRateLimit] = vals[10:11:11]
+		h[headerRateRemain] = vals[11:12:12]
+		h[headerRateReset] = vals[12:13:13]
 	}
 
 	buf := bodyPool.Get().(*[]byte)
@@ -342,6 +394,20 @@ func (s *Server) serveTokenReview(w http.ResponseWriter, r *http.Request) {
 		writeReason(w, http.StatusBadRequest, "MalformedTokenReview")
 		return
 	}
+	audiences, ok := s.reviewAudiences(review.Spec.Audiences)
+	if !ok {
+		// Refused before the token is looked at: no answer about this
+		// review could authenticate it, whatever the token.
+		countOutcome(ReasonAudienceMismatch)
+		writeJSON(w, http.StatusOK, &authenticationv1.TokenReview{
+			TypeMeta: metav1.TypeMeta{APIVersion: reviewAPIVersion(review.APIVersion), Kind: "TokenReview"},
+			Status: authenticationv1.TokenReviewStatus{
+				Error: fmt.Sprintf("%s: token audiences %q is invalid for the target audiences %q",
+					ReasonAudienceMismatch, s.Audiences, review.Spec.Audiences),
+			},
+		})
+		return
+	}
 	d := s.decide(r.Context(), review.Spec.Token, "", false)
 	switch d.reason {
 	case ReasonRateLimited:
@@ -354,12 +420,36 @@ func (s *Server) serveTokenReview(w http.ResponseWriter, r *http.Request) {
 		writeUnavailable(w)
 		return
 	}
-	writeJSON(w, http.StatusOK, reviewResponse(&review, &d))
+	writeJSON(w, http.StatusOK, reviewResponse(&review, &d, audiences))
 }
 
-// reviewResponse is the TokenReview answering req. It carries no spec, so
-// the token is never sent back.
-func reviewResponse(req *authenticationv1.TokenReview, d *decision) *authenticationv1.TokenReview {
+// reviewAudiences returns the audiences a review asking for requested is
+// answered with, as kube-apiserver answers for its own ServiceAccount
+// tokens, with Audiences in the role of its --api-audiences: the requested
+// ones that are among Audiences, in the order asked, or all of Audiences
+// when none is requested. It reports false when requested names audiences
+// and none of them is among Audiences: the review is then refused. Without
+// Audiences, every review is answered with none, which says "valid for the
+// API server's own audience" (see Audiences).
+func (s *Server) reviewAudiences(requested []string) ([]string, bool) {
+	if len(s.Audiences) == 0 {
+		return nil, true
+	}
+	if len(requested) == 0 {
+		return s.Audiences, true
+	}
+	var both []string
+	for _, aud := range requested {
+		if slices.Contains(s.Audiences, aud) {
+			both = append(both, aud)
+		}
+	}
+	return both, len(both) > 0
+}
+
+// reviewResponse is the TokenReview answering req, valid for audiences when
+// authenticated. It carries no spec, so the token is never sent back.
+func reviewResponse(req *authenticationv1.TokenReview, d *decision, audiences []string) *authenticationv1.TokenReview {
 	resp := &authenticationv1.TokenReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: reviewAPIVersion(req.APIVersion), Kind: "TokenReview"},
 	}
@@ -383,9 +473,7 @@ func reviewResponse(req *authenticationv1.TokenReview, d *decision) *authenticat
 				ScopesExtraKey: authenticationv1.ExtraValue(id.Scopes),
 			},
 		},
-		// Tokens declare no audience, so they are valid for whichever
-		// audiences the API server asks about.
-		Audiences: req.Spec.Audiences,
+		Audiences: audiences,
 	}
 	return resp
 }
@@ -405,11 +493,53 @@ func reviewAPIVersion(asked string) string {
 func writeRateLimited(w http.ResponseWriter, info RateInfo) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
-	h.Set("Retry-After", strconv.FormatInt(max(ceilSeconds(info.RetryAfter), 1), 10))
-	h.Set("RateLimit-Limit", strconv.Itoa(info.Limit))
-	h.Set("RateLimit-Remaining", strconv.Itoa(info.Remaining))
-	h.Set("RateLimit-Reset", strconv.FormatInt(ceilSeconds(info.Reset), 10))
+	h.Set("Retry-After", number(max(ceilSeconds(info.RetryAfter), 1)))
+	setRateLimit(h, &info)
 	writeReason(w, http.StatusTooManyRequests, ReasonRateLimited)
+}
+
+// setRateLimit sets the draft IETF RateLimit headers of info: how many
+// attempts the budget allows in a row, how many are left, and in how many
+// whole seconds it is full again. It sets none when no budget applies.
+func setRateLimit(h http.Header, info *RateInfo) {
+	if info.Limit <= 0 {
+		return
+	}
+	h[headerRateLimit] = []string{number(info.Limit)}
+	h[headerRateRemain] = []string{number(info.Remaining)}
+	h[headerRateReset] = []string{number(ceilSeconds(info.Reset))}
+}
+
+// maxSmallNumber is the largest number spelled from smallNumbers: the
+// default bursts, and the seconds any usual budget takes to refill, are
+// well below it.
+const maxSmallNumber = 1000
+
+// smallNumbers spell 0 to maxSmallNumber in decimal, cut from one string
+// built once, so the RateLimit-* headers of a verified answer cost no
+// allocation.
+var smallNumbers = func() []string {
+	var b strings.Builder
+	ends := make([]int, 0, maxSmallNumber+1)
+	for n := range maxSmallNumber + 1 {
+		b.WriteString(strconv.Itoa(n))
+		ends = append(ends, b.Len())
+	}
+	all := b.String()
+	out := make([]string, len(ends))
+	start := 0
+	for i, end := range ends {
+		out[i], start = all[start:end], end
+	}
+	return out
+}()
+
+// number spells n in decimal.
+func number[N int | int64](n N) string {
+	if n >= 0 && n <= maxSmallNumber {
+		return smallNumbers[n]
+	}
+	return strconv.FormatInt(int64(n), 10)
 }
 
 func writeUnavailable(w http.ResponseWriter) {

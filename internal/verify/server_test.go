@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	b "github.com/tokenwarden/tokenwarden/internal/builder"
+	"github.com/tokenwarden/tokenwarden/pkg/verifyclient"
 )
 
 // fixture is a Server over an index of a few tokens.
@@ -261,25 +263,71 @@ func TestVerifyEndpointClientLimit(t *testing.T) {
 		w := f.do(t, get("/verify", "Authorization", "Bearer "+f.unknown), "192.0.2.1")
 		g.Expect(w.Code).To(Equal(http.StatusUnauthorized))
 	}
-	// Spent: even a good token is not looked at from this address now.
+	// Spent: the next refused attempt is answered 429, and spends nothing.
+	for _, value := range []string{f.unknown, f.disabled, "hunter2"} {
+		w := f.do(t, get("/verify", "Authorization", "Bearer "+value), "192.0.2.1")
+		g.Expect(w.Code).To(Equal(http.StatusTooManyRequests))
+		g.Expect(w.Header().Get("Retry-After")).To(Equal("2"))
+		g.Expect(w.Header().Get("RateLimit-Limit")).To(Equal("2"))
+		g.Expect(w.Header().Get("RateLimit-Remaining")).To(Equal("0"))
+		g.Expect(w.Header().Get("RateLimit-Reset")).To(Equal("4"))
+		g.Expect(w.Header().Get("WWW-Authenticate")).To(BeEmpty())
+		g.Expect(w.Body.String()).To(MatchJSON(`{"reason": "RateLimited"}`))
+	}
+
+	// A valid token from the same address is not refused for the failures
+	// of others: behind a proxy that address is every client's. It reports
+	// its own budget.
 	w := f.do(t, get("/verify", "Authorization", "Bearer "+f.good), "192.0.2.1")
-	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests))
-	g.Expect(w.Header().Get("Retry-After")).To(Equal("2"))
-	g.Expect(w.Header().Get("RateLimit-Limit")).To(Equal("2"))
-	g.Expect(w.Header().Get("RateLimit-Remaining")).To(Equal("0"))
-	g.Expect(w.Header().Get("RateLimit-Reset")).To(Equal("4"))
-	g.Expect(w.Header().Get("WWW-Authenticate")).To(BeEmpty())
-	g.Expect(w.Body.String()).To(MatchJSON(`{"reason": "RateLimited"}`))
-	g.Expect(f.server.LastUsed.Drain()).To(BeEmpty())
-
-	// Other addresses are unaffected.
-	w = f.do(t, get("/verify", "Authorization", "Bearer "+f.good), "192.0.2.2")
 	g.Expect(w.Code).To(Equal(http.StatusOK))
+	g.Expect(w.Header().Get("RateLimit-Limit")).To(Equal("200"))
+	g.Expect(w.Header().Get("RateLimit-Remaining")).To(Equal("199"))
+	g.Expect(f.server.LastUsed.Drain()).To(HaveKey(key("payments", "ci")))
 
-	// Retry-After is honest: after it, the client may try again.
+	// Other addresses have their own budgets.
+	w = f.do(t, get("/verify", "Authorization", "Bearer "+f.unknown), "192.0.2.2")
+	g.Expect(w.Code).To(Equal(http.StatusUnauthorized))
+
+	// Retry-After is honest: after it, the client may fail again.
 	f.clock.SetTime(t0.Add(2 * time.Second))
-	w = f.do(t, get("/verify", "Authorization", "Bearer "+f.good), "192.0.2.1")
-	g.Expect(w.Code).To(Equal(http.StatusOK))
+	w = f.do(t, get("/verify", "Authorization", "Bearer "+f.unknown), "192.0.2.1")
+	g.Expect(w.Code).To(Equal(http.StatusUnauthorized))
+	g.Expect(w.Header().Get("X-Tokenwarden-Reason")).To(Equal(ReasonUnknown))
+}
+
+// TestValidTokensPassWhileAClientFloods is issue #13's case: every service
+// behind one proxy shares its address, and one anonymous caller sending a
+// bad token once a second kept the whole address answering 429. Good tokens
+// from that address must keep verifying, while the caller's own refused
+// attempts are answered 429, cheaply.
+func TestValidTokensPassWhileAClientFloods(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, DefaultLimits())
+	const proxy = "192.0.2.1"
+	for i := range 200 {
+		bad := "Bearer x"
+		if i%2 == 1 {
+			bad = "Bearer " + f.unknown
+		}
+		w := f.do(t, get("/verify", "Authorization", bad), proxy)
+		if i < DefaultLimits().FailureBurst {
+			g.Expect(w.Code).To(Equal(http.StatusUnauthorized), "attempt %d", i)
+		} else {
+			g.Expect(w.Code).To(Equal(http.StatusTooManyRequests), "attempt %d", i)
+			g.Expect(w.Header().Get("Retry-After")).To(Equal("1"))
+			g.Expect(w.Header().Get("RateLimit-Remaining")).To(Equal("0"))
+		}
+		// Faster than the budget earns attempts back (one a second), so it
+		// stays spent after the burst, as a slow but steady caller keeps it.
+		f.clock.SetTime(f.clock.Now().Add(time.Millisecond))
+		if i%10 == 0 {
+			for _, good := range []string{f.good, f.wildcard} {
+				w := f.do(t, get("/verify", "Authorization", "Bearer "+good), proxy)
+				g.Expect(w.Code).To(Equal(http.StatusOK), "a good token after %d bad attempts", i+1)
+			}
+		}
+	}
+	g.Expect(f.server.Limiter.tokens.len()).To(Equal(2), "only the good tokens have limiters")
 }
 
 func TestVerifyEndpointRetryAfterIsAtLeastOneSecond(t *testing.T) {
@@ -389,7 +437,7 @@ func TestTokenReview(t *testing.T) {
 	}{
 		{"verified", "/apis/authentication.k8s.io/v1/tokenreviews", review(f.good), http.StatusOK, ptr(verified())},
 		{"short path", "/tokenreview", review(f.good), http.StatusOK, ptr(verified())},
-		{"audiences are echoed", "/tokenreview", review(f.good, "https://kubernetes.default.svc", "vault"), http.StatusOK, ptr(verified("https://kubernetes.default.svc", "vault"))},
+		{"valid for the API server's own audience, whichever it asks", "/tokenreview", review(f.good, "https://kubernetes.default.svc"), http.StatusOK, ptr(verified())},
 		{"refused is still 200", "/tokenreview", review(f.unknown), http.StatusOK, ptr(refused("Unknown"))},
 		{"disabled", "/tokenreview", review(f.disabled), http.StatusOK, ptr(refused("Disabled"))},
 		{"garbage", "/tokenreview", review("hunter2"), http.StatusOK, ptr(refused("Malformed"))},
@@ -520,9 +568,9 @@ func TestMissingTokenIsNotAGuess(t *testing.T) {
 			wantReason: ReasonMissing,
 		},
 		{
-			name:       "a token from a client that spent its budget",
+			name:       "a bad token from a client that spent its budget",
 			spend:      true,
-			req:        func(f *fixture) *http.Request { return get("/verify", "Token", f.good) },
+			req:        func(f *fixture) *http.Request { return get("/verify", "Token", f.unknown) },
 			wantStatus: http.StatusTooManyRequests,
 			wantReason: ReasonRateLimited,
 		},
@@ -542,6 +590,8 @@ func TestMissingTokenIsNotAGuess(t *testing.T) {
 				g.Expect(w.Code).To(Equal(tt.wantStatus))
 				g.Expect(w.Body.String()).To(MatchJSON(`{"reason": "` + tt.wantReason + `"}`))
 			}
+			w := f.do(t, get("/verify", "Token", f.good), "192.0.2.1")
+			g.Expect(w.Code).To(Equal(http.StatusOK), "a good token passes whatever the client spent")
 			if !tt.spend {
 				info, ok := f.server.Limiter.CheckClient("192.0.2.1")
 				g.Expect(ok).To(BeTrue())
@@ -696,7 +746,8 @@ func TestClientAddr(t *testing.T) {
 
 // TestTrustedProxiesLimit checks end to end that the failure budget follows
 // the forwarded client behind a trusted proxy, and the connection
-// otherwise.
+// otherwise: an innocent client's typo is refused as what it is, 401, even
+// while another client behind the same proxy is over its budget.
 func TestTrustedProxiesLimit(t *testing.T) {
 	tests := []struct {
 		name string
@@ -711,7 +762,7 @@ func TestTrustedProxiesLimit(t *testing.T) {
 			peer:         "10.0.0.1",
 			attackerXFF:  "203.0.113.66",
 			innocentXFF:  "198.51.100.8",
-			wantInnocent: http.StatusOK,
+			wantInnocent: http.StatusUnauthorized,
 		},
 		{
 			name:         "an untrusted peer cannot escape its budget by rotating X-Forwarded-For",
@@ -729,7 +780,7 @@ func TestTrustedProxiesLimit(t *testing.T) {
 			for range 3 {
 				f.do(t, get("/verify", "Token", f.unknown, "X-Forwarded-For", tt.attackerXFF), tt.peer)
 			}
-			w := f.do(t, get("/verify", "Token", f.good, "X-Forwarded-For", tt.innocentXFF), tt.peer)
+			w := f.do(t, get("/verify", "Token", f.disabled, "X-Forwarded-For", tt.innocentXFF), tt.peer)
 			g.Expect(w.Code).To(Equal(tt.wantInnocent))
 		})
 	}
@@ -739,6 +790,7 @@ func TestHeaderNamesAreCanonical(t *testing.T) {
 	for _, name := range []string{
 		headerCacheControl, headerContentType, headerUser, headerName, headerNamespace,
 		headerType, headerTeams, headerScopes, headerExpiresAt, headerCreator,
+		headerRateLimit, headerRateRemain, headerRateReset,
 	} {
 		t.Run(name, func(t *testing.T) {
 			NewWithT(t).Expect(name).To(Equal(http.CanonicalHeaderKey(name)))
@@ -797,4 +849,239 @@ func typeMeta(apiVersion string) metav1.TypeMeta {
 func withBearer(r *http.Request, value string) *http.Request {
 	r.Header.Set("Authorization", "Bearer "+value)
 	return r
+}
+
+// TestRateLimitHeadersOnEveryAnswer: every answer of /verify says how much
+// of the budget that applied to it is left, so a client can slow down
+// before it meets a 429: a verified token its own request budget, a refusal
+// the client's failure budget.
+func TestRateLimitHeadersOnEveryAnswer(t *testing.T) {
+	f := newFixture(t, Limits{FailuresPerClient: 1, FailureBurst: 3, RequestsPerToken: 10, TokenBurst: 5})
+	f.server.Verifier.Admins = &fakeAdmins{}
+	tests := []struct {
+		name       string
+		req        func(f *fixture) *http.Request
+		addr       string
+		wantStatus int
+		// want are RateLimit-Limit, -Remaining and -Reset, nil meaning
+		// none of them.
+		want []string
+	}{
+		{"verified: the token's budget", func(f *fixture) *http.Request { return get("/verify", "Token", f.good) },
+			"192.0.2.1", http.StatusOK, []string{"5", "4", "1"}},
+		{"verified again, from elsewhere: the same token's budget", func(f *fixture) *http.Request { return get("/verify", "Token", f.good) },
+			"192.0.2.2", http.StatusOK, []string{"5", "3", "1"}},
+		{"another token has its own", func(f *fixture) *http.Request { return get("/verify", "Token", f.wildcard) },
+			"192.0.2.1", http.StatusOK, []string{"5", "4", "1"}},
+		{"refused: the client's failure budget, charged", func(f *fixture) *http.Request { return get("/verify", "Token", f.unknown) },
+			"192.0.2.1", http.StatusUnauthorized, []string{"3", "2", "1"}},
+		{"refused again", func(f *fixture) *http.Request { return get("/verify", "Token", f.disabled) },
+			"192.0.2.1", http.StatusUnauthorized, []string{"3", "1", "2"}},
+		{"missing: the client's budget, not charged", func(*fixture) *http.Request { return get("/verify") },
+			"192.0.2.1", http.StatusUnauthorized, []string{"3", "1", "2"}},
+		{"missing from a client that never failed", func(*fixture) *http.Request { return get("/verify") },
+			"192.0.2.9", http.StatusUnauthorized, []string{"3", "3", "0"}},
+		{"refused, the last one left", func(*fixture) *http.Request { return get("/verify", "Authorization", "Bearer x") },
+			"192.0.2.1", http.StatusUnauthorized, []string{"3", "0", "3"}},
+		{"over the failure budget", func(f *fixture) *http.Request { return get("/verify", "Token", f.unknown) },
+			"192.0.2.1", http.StatusTooManyRequests, []string{"3", "0", "3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			w := f.do(t, tt.req(f), tt.addr)
+			g.Expect(w.Code).To(Equal(tt.wantStatus))
+			got := []string{w.Header().Get("RateLimit-Limit"), w.Header().Get("RateLimit-Remaining"), w.Header().Get("RateLimit-Reset")}
+			g.Expect(got).To(Equal(tt.want))
+		})
+	}
+
+	t.Run("unavailable: the client's budget, not charged", func(t *testing.T) {
+		g := NewWithT(t)
+		f := newFixture(t, Limits{FailuresPerClient: 1, FailureBurst: 3})
+		f.server.Verifier.Admins = &fakeAdmins{err: errors.New("SubjectAccessReview timed out")}
+		w := f.do(t, get("/verify", "Token", f.wildcard), "192.0.2.1")
+		g.Expect(w.Code).To(Equal(http.StatusServiceUnavailable))
+		g.Expect(w.Header().Get("RateLimit-Remaining")).To(Equal("3"))
+	})
+
+	t.Run("no limiter, no headers", func(t *testing.T) {
+		g := NewWithT(t)
+		f := newFixture(t, DefaultLimits())
+		f.server.Limiter = nil
+		for _, r := range []*http.Request{get("/verify", "Token", f.good), get("/verify", "Token", f.unknown), get("/verify")} {
+			w := f.do(t, r, "192.0.2.1")
+			g.Expect(w.Header()).NotTo(HaveKey("Ratelimit-Limit"))
+			g.Expect(w.Header()).NotTo(HaveKey("Ratelimit-Remaining"))
+			g.Expect(w.Header()).NotTo(HaveKey("Ratelimit-Reset"))
+		}
+	})
+}
+
+func TestNumber(t *testing.T) {
+	for _, n := range []int{0, 1, 9, 10, 99, 100, 200, maxSmallNumber, maxSmallNumber + 1, 123456, -1} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			NewWithT(t).Expect(number(n)).To(Equal(strconv.Itoa(n)))
+		})
+	}
+}
+
+func TestTokenReviewAudiences(t *testing.T) {
+	const apiServer = "https://kubernetes.default.svc.cluster.local"
+	tests := []struct {
+		name       string
+		configured []string
+		requested  []string
+		// wantAudiences are status.audiences when authenticated; wantError
+		// is the start of status.error when not.
+		wantAudiences []string
+		wantError     string
+	}{
+		{
+			name:      "none configured: valid for the API server's own audience, which the answer leaves unnamed",
+			requested: []string{apiServer},
+		},
+		{
+			name:      "none configured, none asked",
+			requested: nil,
+		},
+		{
+			name:      "none configured: another audience is not named valid either",
+			requested: []string{"vault"},
+		},
+		{
+			name:          "configured: one asked for is among them",
+			configured:    []string{apiServer, "vault"},
+			requested:     []string{"vault"},
+			wantAudiences: []string{"vault"},
+		},
+		{
+			name:          "configured: the intersection, in the order asked",
+			configured:    []string{apiServer, "vault", "grafana"},
+			requested:     []string{"grafana", "elsewhere", apiServer},
+			wantAudiences: []string{"grafana", apiServer},
+		},
+		{
+			name:          "configured, none asked: every configured one",
+			configured:    []string{apiServer, "vault"},
+			requested:     nil,
+			wantAudiences: []string{apiServer, "vault"},
+		},
+		{
+			name:       "configured: none asked for is among them",
+			configured: []string{apiServer},
+			requested:  []string{"vault", "grafana"},
+			wantError:  `AudienceMismatch: token audiences ["https://kubernetes.default.svc.cluster.local"] is invalid for the target audiences ["vault" "grafana"]`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			f := newFixture(t, DefaultLimits())
+			f.server.Audiences = tt.configured
+			w := f.do(t, post("/tokenreview", review(f.good, tt.requested...)), "192.0.2.1")
+			g.Expect(w.Code).To(Equal(http.StatusOK))
+			var got authenticationv1.TokenReview
+			g.Expect(json.Unmarshal(w.Body.Bytes(), &got)).To(Succeed())
+			if tt.wantError != "" {
+				g.Expect(got.Status.Authenticated).To(BeFalse())
+				g.Expect(got.Status.User).To(BeZero())
+				g.Expect(got.Status.Audiences).To(BeEmpty())
+				g.Expect(got.Status.Error).To(Equal(tt.wantError))
+				g.Expect(f.server.LastUsed.Drain()).To(BeEmpty(), "the token is not looked at")
+				return
+			}
+			g.Expect(got.Status.Error).To(BeEmpty())
+			g.Expect(got.Status.Authenticated).To(BeTrue())
+			g.Expect(got.Status.User.Username).To(Equal("tokenwarden:payments:ci:uid-ci"))
+			g.Expect(got.Status.Audiences).To(Equal(tt.wantAudiences))
+		})
+	}
+
+	t.Run("a refused token is refused for its own reason", func(t *testing.T) {
+		g := NewWithT(t)
+		f := newFixture(t, DefaultLimits())
+		f.server.Audiences = []string{apiServer}
+		w := f.do(t, post("/tokenreview", review(f.disabled, apiServer)), "192.0.2.1")
+		var got authenticationv1.TokenReview
+		g.Expect(json.Unmarshal(w.Body.Bytes(), &got)).To(Succeed())
+		g.Expect(got.Status).To(Equal(authenticationv1.TokenReviewStatus{Error: ReasonDisabled}))
+	})
+}
+
+// TestAdminTokensSpeakForNoTeam: an Admin token is associated with no team,
+// in /verify and in TokenReview's groups, while an admin's Wildcard token
+// speaks for every team.
+func TestAdminTokensSpeakForNoTeam(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, DefaultLimits())
+	admin := newValue(t, v1alpha1.AdminTokenType)
+	adminWildcard := newValue(t, v1alpha1.WildcardTokenType)
+	f.server.Verifier.Index.Upsert(issued("root", "payments", admin, []b.ApiTokenOption{b.WithType(v1alpha1.AdminTokenType)}, withCreator("boss")))
+	f.server.Verifier.Index.Upsert(issued("root-all", "payments", adminWildcard, nil, withCreator("boss")))
+	f.server.Verifier.Admins = &fakeAdmins{admins: map[string]bool{"boss": true}}
+
+	w := f.do(t, get("/verify", "Token", admin), "192.0.2.1")
+	g.Expect(w.Code).To(Equal(http.StatusOK))
+	g.Expect(w.Header()).To(HaveKeyWithValue("X-Tokenwarden-Teams", []string{""}))
+	g.Expect(w.Body.String()).To(ContainSubstring(`"teams":[]`))
+
+	w = f.do(t, post("/tokenreview", review(admin)), "192.0.2.1")
+	var got authenticationv1.TokenReview
+	g.Expect(json.Unmarshal(w.Body.Bytes(), &got)).To(Succeed())
+	g.Expect(got.Status.Authenticated).To(BeTrue())
+	g.Expect(got.Status.User.Groups).To(Equal([]string{"tokenwarden:type:Admin"}))
+
+	w = f.do(t, get("/verify", "Token", adminWildcard), "192.0.2.1")
+	g.Expect(w.Code).To(Equal(http.StatusOK))
+	g.Expect(w.Header().Get("X-Tokenwarden-Teams")).To(Equal("orders,payments"))
+}
+
+// TestServiceBehindVerifyclient runs pkg/verifyclient's Middleware in front
+// of the server, as a service does: every request reaches the server from
+// the service's address. One client of the service floods it with bad
+// tokens; another's valid token keeps verifying whether or not the service
+// is trusted to name its clients, and when it is, the other's own typo is
+// refused as what it is rather than answered 429.
+func TestServiceBehindVerifyclient(t *testing.T) {
+	tests := []struct {
+		name    string
+		trusted []netip.Prefix
+		// wantTypo is the answer to the other client's bad token once the
+		// flooder is over its budget.
+		wantTypo int
+	}{
+		{name: "the service is a trusted proxy", trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, wantTypo: http.StatusUnauthorized},
+		{name: "the service is not trusted: one address for all its clients", wantTypo: http.StatusTooManyRequests},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			f := newFixture(t, Limits{FailuresPerClient: rate.Every(time.Hour), FailureBurst: 3})
+			f.server.TrustedProxies = tt.trusted
+			tokenwarden := httptest.NewServer(f.server.Handler())
+			defer tokenwarden.Close()
+			service := verifyclient.Middleware(verifyclient.New(tokenwarden.URL, verifyclient.WithCacheTTL(-1)),
+				http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+			call := func(value, client string) *httptest.ResponseRecorder {
+				r := get("/orders", "Authorization", "Bearer "+value)
+				r.RemoteAddr = client + ":40000"
+				w := httptest.NewRecorder()
+				service.ServeHTTP(w, r)
+				return w
+			}
+
+			for i := range 10 {
+				w := call("x", "198.51.100.66")
+				if i < 3 {
+					g.Expect(w.Code).To(Equal(http.StatusUnauthorized), "attempt %d", i)
+				} else {
+					g.Expect(w.Code).To(Equal(http.StatusTooManyRequests), "attempt %d", i)
+					g.Expect(w.Header().Get("Retry-After")).NotTo(BeEmpty())
+				}
+				g.Expect(call(f.good, "198.51.100.7").Code).To(Equal(http.StatusNoContent), "a good token while another client floods")
+			}
+			g.Expect(call(f.unknown, "198.51.100.7").Code).To(Equal(tt.wantTypo))
+		})
+	}
 }

@@ -16,7 +16,8 @@ import (
 type TeamSnapshot struct {
 	// ByName holds every Team by name.
 	ByName authz.Teams
-	// Names are the names of ByName, sorted: the teams of an Admin token.
+	// Names are the names of ByName, sorted: the teams of an admin's
+	// Wildcard token.
 	Names []string
 }
 

@@ -166,8 +166,15 @@ func (v *Verifier) verify(ctx context.Context, value string, vd *verdict) {
 
 // refusal is the reason e does not verify at now, or "" if it does. Only an
 // Active token verifies, with its current value or, during a rotation
-// overlap, its previous one; expiry is checked against now rather than
-// waiting for the reconciler to change the phase.
+// overlap, its previous one. What the spec says is applied here rather than
+// waiting for the reconciler, which runs on the leader only, to change the
+// phase: spec.disabled refuses at once, and expiry is the one the spec
+// implies now, checked against now, so an expiry brought forward refuses
+// and one moved back or removed verifies again on every replica within the
+// informer's delay. A phase the reconciler already moved away from Active
+// still refuses: an Expired token's value was withdrawn, and a new expiry
+// does not bring it back (only a recreate issues a new one); a Disabled one
+// verifies again once the reconciler has seen it re-enabled.
 func refusal(e *Entry, now time.Time) string {
 	switch e.Phase {
 	case v1alpha1.PhaseActive:
@@ -180,6 +187,9 @@ func refusal(e *Entry, now time.Time) string {
 	default:
 		return ReasonNotActive
 	}
+	if e.Disabled {
+		return ReasonDisabled
+	}
 	if e.ExpiresAt != nil && !now.Before(*e.ExpiresAt) {
 		return ReasonExpired
 	}
@@ -188,7 +198,9 @@ func refusal(e *Entry, now time.Time) string {
 
 // standing checks, at request time, that r's creator may still hold it,
 // with the reconciler's own decision (authz.Entitled), and resolves the
-// teams it speaks for now. A token whose creator lost the right is refused
+// teams it speaks for now: a Team token's own, a Wildcard token's its
+// creator's now, and none for an Admin token, which is associated with no
+// team. A token whose creator lost the right is refused
 // as Invalidated at once: the reconciler's invalidation of it, and of every
 // other token of the same creator, follows, but a Team edit that strips a
 // thousand tokens must not leave them verifying while it works through them.
@@ -213,9 +225,6 @@ func (v *Verifier) standing(ctx context.Context, r *record) ([]string, string, e
 	}
 	if !r.dynamicTeams {
 		return r.teams, "", nil
-	}
-	if e.Type == v1alpha1.AdminTokenType {
-		return snap.Names, "", nil
 	}
 	teams, needAdmin := authz.WildcardTeams(&r.spec, e.IssuedAt, e.Creator, snap.ByName, snap.Names, admin)
 	if needAdmin {

@@ -3,11 +3,11 @@ package verify
 import (
 	"context"
 	"errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
@@ -252,7 +252,7 @@ func TestVerify(t *testing.T) {
 			tok: &tokenCase{typ: v1alpha1.AdminTokenType, opts: adminOpts,
 				status: []tokenOption{withCreator("boss"), withStatusCreator("gone")}},
 			admins:    &fakeAdmins{admins: map[string]bool{"boss": true}},
-			wantTeams: allTeams,
+			wantTeams: []string{},
 			wantAsked: 1,
 		},
 		{
@@ -269,10 +269,10 @@ func TestVerify(t *testing.T) {
 			wantReason: ReasonUnavailable,
 		},
 		{
-			name:      "admin token of an admin: every team",
+			name:      "admin token of an admin: associated with no team",
 			tok:       &tokenCase{typ: v1alpha1.AdminTokenType, opts: adminOpts, status: []tokenOption{withCreator("boss")}},
 			admins:    &fakeAdmins{admins: map[string]bool{"boss": true}},
-			wantTeams: allTeams,
+			wantTeams: []string{},
 			wantAsked: 1,
 		},
 		{
@@ -281,6 +281,62 @@ func TestVerify(t *testing.T) {
 			admins:     &fakeAdmins{},
 			wantReason: ReasonInvalidated,
 			wantAsked:  1,
+		},
+		{
+			name:       "spec.disabled refuses before the reconciler sets the phase",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withDisabled()}},
+			wantReason: ReasonDisabled,
+		},
+		{
+			name:       "spec.disabled refuses the previous value too",
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withDisabled()}},
+			present:    "previous",
+			wantReason: ReasonDisabled,
+		},
+		{
+			name: "an expiry brought forward in the spec refuses before any reconcile",
+			tok: &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts,
+				status: []tokenOption{withExpiry(t0.Add(-time.Second)), withStatusExpiry(expires)}},
+			wantReason: ReasonExpired,
+		},
+		{
+			name: "an expiry moved later in the spec verifies again though the status's has passed",
+			tok: &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts,
+				status: []tokenOption{withExpiry(expires), withStatusExpiry(t0.Add(-time.Minute))}},
+			wantTeams:  []string{"payments", "orders"},
+			wantExpiry: &expires,
+		},
+		{
+			name: "an expiry removed from the spec verifies again though the status's has passed",
+			tok: &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts,
+				status: []tokenOption{withStatusExpiry(t0.Add(-time.Minute))}},
+			wantTeams: []string{"payments", "orders"},
+		},
+		{
+			name: "a lifetime lengthened in the spec verifies again though the status's expiry has passed",
+			tok: &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts,
+				status: []tokenOption{withLifetime("2h", t0.Add(-90*time.Minute)), withStatusExpiry(t0.Add(-30 * time.Minute))}},
+			wantTeams:  []string{"payments", "orders"},
+			wantExpiry: ptr(t0.Add(30 * time.Minute)),
+		},
+		{
+			name: "a lifetime shortened in the spec refuses on the instant it implies",
+			tok: &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts,
+				status: []tokenOption{withLifetime("30m", t0.Add(-30*time.Minute)), withStatusExpiry(t0.Add(30 * time.Minute))}},
+			wantReason: ReasonExpired,
+		},
+		{
+			name: "an expired token whose spec moved the expiry later still refuses: its value is gone",
+			tok: &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts,
+				status: []tokenOption{withPhase(v1alpha1.PhaseExpired), withExpiry(expires), withStatusExpiry(t0.Add(-time.Minute))}},
+			wantReason: ReasonExpired,
+		},
+		{
+			name: "the previous value ends with the token when the spec ends it sooner",
+			tok: &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts,
+				status: []tokenOption{withExpiry(t0.Add(-time.Second)), withStatusExpiry(expires)}},
+			present:    "previous",
+			wantReason: ReasonExpired,
 		},
 		{
 			name:       "a refused token does not need its teams",
@@ -401,11 +457,15 @@ func TestVerifyUserIsNewForARecreatedToken(t *testing.T) {
 func TestVerifyAllocations(t *testing.T) {
 	teamValue := newValue(t, v1alpha1.TeamTokenType)
 	wildcardValue := newValue(t, v1alpha1.WildcardTokenType)
+	extendedValue := newValue(t, v1alpha1.TeamTokenType)
+	disabledValue := newValue(t, v1alpha1.TeamTokenType)
+	teamOpts := []b.ApiTokenOption{b.TeamToken("payments", "orders"), b.WithScopes("read:orders")}
 	ix := NewIndex()
-	ix.Upsert(issued("team", "ns", teamValue,
-		[]b.ApiTokenOption{b.TeamToken("payments", "orders"), b.WithScopes("read:orders")},
-		withCreator("jane"), withExpiry(t0.Add(time.Hour))))
+	ix.Upsert(issued("team", "ns", teamValue, teamOpts, withCreator("jane"), withExpiry(t0.Add(time.Hour))))
 	ix.Upsert(issued("wildcard", "ns", wildcardValue, nil, withCreator("jane")))
+	ix.Upsert(issued("extended", "ns", extendedValue, teamOpts, withCreator("jane"),
+		withLifetime("2h", t0.Add(-90*time.Minute)), withStatusExpiry(t0.Add(-30*time.Minute))))
+	ix.Upsert(issued("disabled", "ns", disabledValue, teamOpts, withCreator("jane"), withDisabled()))
 	v := &Verifier{
 		Index: ix,
 		Clock: clocktesting.NewFakePassiveClock(t0),
@@ -419,12 +479,18 @@ func TestVerifyAllocations(t *testing.T) {
 		{"team token", teamValue, 0},
 		{"unknown", newValue(t, v1alpha1.TeamTokenType), 0},
 		{"malformed", "hunter2", 0},
+		{"an expiry the spec moved later", extendedValue, 0},
+		{"disabled in the spec", disabledValue, 0},
 		// Its teams are decided now, into new lists.
 		{"wildcard token", wildcardValue, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
+			_, reason := v.Verify(context.Background(), tt.value)
+			if tt.value == extendedValue {
+				g.Expect(reason).To(BeEmpty(), "the case must measure a verification")
+			}
 			allocs := testing.AllocsPerRun(100, func() { v.Verify(context.Background(), tt.value) })
 			g.Expect(allocs).To(BeNumerically("<=", tt.wantAllocs))
 		})
@@ -433,7 +499,7 @@ func TestVerifyAllocations(t *testing.T) {
 
 func TestVerifyEmptyListsAreNotNull(t *testing.T) {
 	g := NewWithT(t)
-	// An Admin token when there are no Teams speaks for none.
+	// An Admin token speaks for no team.
 	value := newValue(t, v1alpha1.AdminTokenType)
 	ix := NewIndex()
 	ix.Upsert(issued("w", "ns", value, []b.ApiTokenOption{b.WithType(v1alpha1.AdminTokenType)}, withCreator("boss")))

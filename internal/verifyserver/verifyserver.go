@@ -41,10 +41,15 @@ type Options struct {
 	CertDir string
 	// AllowQueryToken accepts ?token= on /verify.
 	AllowQueryToken bool
-	// TrustedProxies are the peers (a reverse proxy, an ingress) whose
-	// X-Real-IP or X-Forwarded-For names the client that failed attempts
-	// are charged to; from anyone else those headers are ignored.
+	// TrustedProxies are the peers (a reverse proxy, an ingress, a service
+	// verifying through pkg/verifyclient) whose X-Real-IP or
+	// X-Forwarded-For names the client that failed attempts are charged
+	// to; from anyone else those headers are ignored.
 	TrustedProxies []netip.Prefix
+	// TokenReviewAudiences are the audiences TokenReview answers tokens
+	// valid for; empty means the asking API server's own (see
+	// verify.Server.Audiences).
+	TokenReviewAudiences []string
 	// FlushInterval bounds lastUsedAt writes: at most one per token per
 	// interval.
 	FlushInterval time.Duration
@@ -84,6 +89,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*verify.Server,
 		LastUsed:        lastUsed,
 		AllowQueryToken: opts.AllowQueryToken,
 		TrustedProxies:  opts.TrustedProxies,
+		Audiences:       opts.TokenReviewAudiences,
 	}
 	// The table answers once the informer has handed every Team that
 	// existed at start to its handler; until then a Team token would look

@@ -47,8 +47,18 @@ func setStatus(tok *v1alpha1.ApiToken, change func(*v1alpha1.ApiTokenStatus)) {
 	Expect(k8sClient.Status().Patch(ctx, tok, client.MergeFrom(base))).To(Succeed())
 }
 
-// refusedWithin measures how long after a write the verifier refuses value.
-func refusedWithin(value, reason string, write func()) time.Duration {
+// setSpec changes tok's spec, as a user or GitOps would.
+func setSpec(tok *v1alpha1.ApiToken, change func(*v1alpha1.ApiTokenSpec)) {
+	GinkgoHelper()
+	Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(tok), tok)).To(Succeed())
+	base := tok.DeepCopy()
+	change(&tok.Spec)
+	Expect(k8sClient.Patch(ctx, tok, client.MergeFrom(base))).To(Succeed())
+}
+
+// answersWithin measures how long after a write the verifier answers value
+// with reason, "" meaning it verifies.
+func answersWithin(value, reason string, write func()) time.Duration {
 	GinkgoHelper()
 	start := time.Now()
 	write()
@@ -80,16 +90,16 @@ var _ = Describe("Verification wiring", func() {
 			v1alpha1.PhaseFailed:      verify.ReasonNotActive,
 		} {
 			tok, value := issued()
-			took = append(took, refusedWithin(value, reason, func() {
+			took = append(took, answersWithin(value, reason, func() {
 				setStatus(tok, func(st *v1alpha1.ApiTokenStatus) { st.Phase = phase })
 			}))
 		}
 		tok, value := issued()
-		took = append(took, refusedWithin(value, verify.ReasonUnknown, func() {
+		took = append(took, answersWithin(value, verify.ReasonUnknown, func() {
 			Expect(k8sClient.Delete(ctx, tok)).To(Succeed())
 		}))
 		tok, value = issued()
-		took = append(took, refusedWithin(value, verify.ReasonUnknown, func() {
+		took = append(took, answersWithin(value, verify.ReasonUnknown, func() {
 			fresh, err := token.Format{Base: token.DefaultBase}.Generate(v1alpha1.TeamTokenType)
 			Expect(err).NotTo(HaveOccurred())
 			setStatus(tok, func(st *v1alpha1.ApiTokenStatus) { st.TokenHash = token.Hash(fresh) }) // a recreate
@@ -97,6 +107,40 @@ var _ = Describe("Verification wiring", func() {
 		sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
 		GinkgoWriter.Printf("status write -> refused: min %v, max %v\n", took[0], took[len(took)-1])
 		Expect(took[len(took)-1]).To(BeNumerically("<", 100*time.Millisecond), "revocation bound: %v", took)
+	})
+
+	It("applies spec edits within 100 ms, with no reconciler running, either way", func() {
+		var took []time.Duration
+		tok, value := issued()
+		took = append(took, answersWithin(value, verify.ReasonDisabled, func() {
+			setSpec(tok, func(spec *v1alpha1.ApiTokenSpec) { spec.Disabled = true })
+		}))
+		tok, value = issued()
+		took = append(took, answersWithin(value, verify.ReasonExpired, func() {
+			setSpec(tok, func(spec *v1alpha1.ApiTokenSpec) { spec.ExpiresAt = &metav1.Time{Time: time.Now().Add(-time.Second)} })
+		}))
+		tok, value = issued()
+		setStatus(tok, func(st *v1alpha1.ApiTokenStatus) { st.IssuedAt = &metav1.Time{Time: time.Now().Add(-time.Hour)} })
+		took = append(took, answersWithin(value, verify.ReasonExpired, func() {
+			setSpec(tok, func(spec *v1alpha1.ApiTokenSpec) { spec.Lifetime = ptr(v1alpha1.Duration("1m")) })
+		}))
+
+		// The status still says the old expiry, which has passed: the spec
+		// wins, and the token verifies again.
+		past := metav1.NewTime(time.Now().Add(-time.Minute).Truncate(time.Second))
+		tok, value = issued()
+		setStatus(tok, func(st *v1alpha1.ApiTokenStatus) { st.ExpiresAt = &past })
+		for _, extend := range []func(*v1alpha1.ApiTokenSpec){
+			func(spec *v1alpha1.ApiTokenSpec) { spec.ExpiresAt = &metav1.Time{Time: time.Now().Add(time.Hour)} },
+			func(spec *v1alpha1.ApiTokenSpec) { spec.ExpiresAt = nil },
+		} {
+			setSpec(tok, func(spec *v1alpha1.ApiTokenSpec) { spec.ExpiresAt = &past })
+			Eventually(func() string { _, r := server.Verifier.Verify(ctx, value); return r }).Should(Equal(verify.ReasonExpired))
+			took = append(took, answersWithin(value, "", func() { setSpec(tok, extend) }))
+		}
+		sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+		GinkgoWriter.Printf("spec write -> answer changed: min %v, max %v\n", took[0], took[len(took)-1])
+		Expect(took[len(took)-1]).To(BeNumerically("<", 100*time.Millisecond), "edit bound: %v", took)
 	})
 
 	It("refuses every token of a creator taken off their Team within 100 ms, with no reconciler running", func() {
@@ -124,6 +168,7 @@ var _ = Describe("Verification wiring", func() {
 	It("refuses on the second of expiry even if no reconcile ran", func() {
 		tok, value := issued()
 		expiresAt := metav1.NewTime(time.Now().Add(1500 * time.Millisecond).Truncate(time.Second).Add(time.Second))
+		setSpec(tok, func(spec *v1alpha1.ApiTokenSpec) { spec.ExpiresAt = &expiresAt })
 		setStatus(tok, func(st *v1alpha1.ApiTokenStatus) { st.ExpiresAt = &expiresAt })
 		Eventually(func() string {
 			_, reason := server.Verifier.Verify(ctx, value)
@@ -155,6 +200,8 @@ var _ = Describe("Verification wiring", func() {
 		Expect(reason).To(Equal(verify.ReasonMalformed))
 	})
 })
+
+func ptr[T any](v T) *T { return &v }
 
 func getUID(tok *v1alpha1.ApiToken) string {
 	GinkgoHelper()

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -60,8 +61,8 @@ type Identity struct {
 	Type string `json:"type"`
 	// Teams are the teams the token speaks for: spec.teams for a Team
 	// token; for a Wildcard token the teams its creator owns when it is
-	// verified, or every team if the creator is an admin; for an Admin token
-	// every team.
+	// verified, or every team if the creator is an admin; none for an
+	// Admin token, which is associated with no team.
 	Teams []string `json:"teams"`
 	// Scopes are the token's scopes; what they allow is up to the service.
 	Scopes []string `json:"scopes"`
@@ -120,6 +121,12 @@ type Client struct {
 	// MaxEntries bounds the cached answers, evicting the least recently
 	// used; 0 or less means DefaultMaxEntries.
 	MaxEntries int
+	// ClientAddr tells Middleware the address of the end client of a
+	// request, which it forwards to Tokenwarden (see VerifyFrom). Nil means
+	// the request's peer (its RemoteAddr): right for a service that clients
+	// reach directly. A service behind its own reverse proxy sets it to read
+	// the address that proxy forwards, from a header only the proxy can set.
+	ClientAddr func(r *http.Request) netip.Addr
 
 	// now is the clock; nil means time.Now. Tests replace it.
 	now func() time.Time
@@ -138,6 +145,11 @@ type Option func(*Client)
 // WithHTTPClient and WithCA, the last one given wins.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) { c.HTTPClient, c.caErr = hc, nil }
+}
+
+// WithClientAddr sets Client.ClientAddr.
+func WithClientAddr(addr func(r *http.Request) netip.Addr) Option {
+	return func(c *Client) { c.ClientAddr = addr }
 }
 
 // WithCacheTTL sets Client.CacheTTL.
@@ -215,7 +227,28 @@ func newHTTPClient(tlsConfig *tls.Config) *http.Client {
 //
 // An empty token is refused as Missing, and one that cannot be sent in a
 // header as Malformed, without asking the server.
+//
+// Tokenwarden charges a refused token to the address that asked, the
+// service's: a service verifying its clients' tokens should call
+// VerifyFrom, as Middleware does, so that one client's bad tokens cost
+// only that client.
 func (c *Client) Verify(ctx context.Context, token string) (*Identity, error) {
+	return c.VerifyFrom(ctx, token, netip.Addr{})
+}
+
+// VerifyFrom is Verify on behalf of the end client at client, the address
+// token came from. Tokenwarden limits refused attempts per client address,
+// and every client of a service reaches it from the service's address, so
+// without this one client guessing would leave every other client's typo
+// answered 429. The address is sent as X-Real-IP and X-Forwarded-For, which
+// Tokenwarden believes only from peers listed in its
+// --verify-trusted-proxies: list the service's addresses there. A valid
+// token is never refused for other clients' failures, forwarded or not.
+// The zero Addr forwards nothing, as Verify.
+//
+// Concurrent lookups of the same uncached token share one request, sent
+// on behalf of the first caller's client.
+func (c *Client) VerifyFrom(ctx context.Context, token string, client netip.Addr) (*Identity, error) {
 	if c.caErr != nil {
 		return nil, c.caErr
 	}
@@ -226,7 +259,7 @@ func (c *Client) Verify(ctx context.Context, token string) (*Identity, error) {
 		return nil, &RefusedError{Reason: ReasonMalformed}
 	}
 	if c.cacheTTL() < 0 {
-		return c.fetch(ctx, token)
+		return c.fetch(ctx, token, client)
 	}
 
 	key := keyOf(token)
@@ -246,7 +279,7 @@ func (c *Client) Verify(ctx context.Context, token string) (*Identity, error) {
 		reqCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		cl = &call{done: make(chan struct{}), cancel: cancel}
 		c.cache.inflight[key] = cl
-		go c.run(reqCtx, key, token, cl)
+		go c.run(reqCtx, key, token, client, cl)
 	}
 	cl.waiters++
 	c.mu.Unlock()
@@ -273,13 +306,13 @@ func (c *Client) Verify(ctx context.Context, token string) (*Identity, error) {
 
 // run makes the request of a shared call, caches a positive answer and
 // hands the result to the waiters.
-func (c *Client) run(ctx context.Context, key cacheKey, token string, cl *call) {
+func (c *Client) run(ctx context.Context, key cacheKey, token string, client netip.Addr, cl *call) {
 	defer cl.cancel()
 	// The answer reflects the server's state at some instant after the
 	// request was sent, so counting the TTL from here keeps the bound on
 	// revocation exact however slow the answer is.
 	sent := c.clock()
-	id, err := c.fetch(ctx, token)
+	id, err := c.fetch(ctx, token, client)
 
 	c.mu.Lock()
 	if err == nil {
@@ -301,8 +334,9 @@ func (c *Client) run(ctx context.Context, key cacheKey, token string, cl *call) 
 	close(cl.done)
 }
 
-// fetch asks the server once.
-func (c *Client) fetch(ctx context.Context, token string) (*Identity, error) {
+// fetch asks the server once, on behalf of client unless it is the zero
+// Addr.
+func (c *Client) fetch(ctx context.Context, token string, client netip.Addr) (*Identity, error) {
 	endpoint, err := c.endpoint()
 	if err != nil {
 		return nil, err
@@ -313,6 +347,15 @@ func (c *Client) fetch(ctx context.Context, token string) (*Identity, error) {
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Accept", "application/json")
+	if client.IsValid() {
+		// One address, spelled as netip spells it, is all either header
+		// holds: nothing the end client wrote is passed on. Tokenwarden
+		// refuses addresses with a zone, which mean nothing off this host,
+		// and counts an IPv4-mapped address as the IPv4 one.
+		addr := client.WithZone("").Unmap().String()
+		req.Header.Set("X-Real-IP", addr)
+		req.Header.Set("X-Forwarded-For", addr)
+	}
 
 	hc := c.HTTPClient
 	if hc == nil {

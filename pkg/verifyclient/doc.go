@@ -36,6 +36,18 @@
 // used first out. Concurrent lookups of the same uncached token share one
 // request.
 //
+// # Rate limits
+//
+// Tokenwarden limits refused attempts per client address, and every client
+// of a service reaches it from the service's address. Middleware therefore
+// asks on behalf of the request's client (VerifyFrom): it sends the
+// client's address, the request's peer unless Client.ClientAddr says
+// otherwise, as X-Real-IP and X-Forwarded-For. Tokenwarden believes those
+// only from the addresses in its --verify-trusted-proxies, so list the
+// service there; otherwise one client's bad tokens leave every client's
+// typos answered 429. A valid token is never refused for other clients'
+// failures either way.
+//
 // # Secrets
 //
 // The token is only ever sent in the Authorization header. No error from

@@ -36,6 +36,9 @@ type fakeServer struct {
 	mu      sync.Mutex
 	answers map[string]answer
 	calls   map[string]int
+	// forwarded are the X-Real-IP and X-Forwarded-For of the last
+	// request, "" when absent.
+	forwarded [2]string
 	// release, if set, holds every request until it is closed.
 	release chan struct{}
 	// arrived receives a value for every request that reaches the handler.
@@ -62,6 +65,13 @@ func (f *fakeServer) callsFor(token string) int {
 	return f.calls[token]
 }
 
+// lastForwarded returns the forwarding headers of the last request.
+func (f *fakeServer) lastForwarded() [2]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.forwarded
+}
+
 func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet || r.URL.Path != "/verify" {
 		http.NotFound(w, r)
@@ -70,6 +80,7 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	f.mu.Lock()
 	f.calls[token]++
+	f.forwarded = [2]string{r.Header.Get("X-Real-IP"), r.Header.Get("X-Forwarded-For")}
 	a, known := f.answers[token]
 	release := f.release
 	f.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +27,11 @@ func NewContext(ctx context.Context, id *Identity) context.Context {
 	return context.WithValue(ctx, contextKey{}, id)
 }
 
-// Middleware verifies every request's token with c before next sees it.
+// Middleware verifies every request's token with c before next sees it, on
+// behalf of the request's client (see Client.ClientAddr and VerifyFrom), so
+// that Tokenwarden charges a refused token to that client and not to the
+// service. List the service's addresses in Tokenwarden's
+// --verify-trusted-proxies, or the forwarded address is ignored.
 //
 // The token is taken from the Authorization header with the scheme Bearer,
 // accessToken or apiToken (any case), or else from a Token header holding
@@ -49,7 +54,7 @@ func Middleware(c *Client, next http.Handler) http.Handler {
 		panic("verifyclient: Middleware needs a Client and a handler")
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := c.Verify(r.Context(), tokenFrom(r))
+		id, err := c.VerifyFrom(r.Context(), tokenFrom(r), c.clientAddr(r))
 		if err != nil {
 			var refused *RefusedError
 			if errors.As(err, &refused) {
@@ -61,6 +66,25 @@ func Middleware(c *Client, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), id)))
 	})
+}
+
+// clientAddr is the end client of r: Client.ClientAddr's answer, or r's
+// peer.
+func (c *Client) clientAddr(r *http.Request) netip.Addr {
+	if c.ClientAddr != nil {
+		return c.ClientAddr(r)
+	}
+	return PeerAddr(r)
+}
+
+// PeerAddr is the address r came from, its RemoteAddr without the port;
+// the zero Addr if RemoteAddr is no address (a Unix socket, say).
+func PeerAddr(r *http.Request) netip.Addr {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr()
+	}
+	a, _ := netip.ParseAddr(r.RemoteAddr)
+	return a
 }
 
 // tokenSchemes are the Authorization schemes that carry a Tokenwarden

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -13,6 +14,11 @@ import (
 // protected serves Middleware(c, next) where next records the identity it
 // saw; it returns the recorder and whether next ran.
 func protected(c *Client, header http.Header) (*httptest.ResponseRecorder, *Identity, bool) {
+	return protectedFrom(c, header, "192.0.2.1:1234")
+}
+
+// protectedFrom is protected for a request whose peer is remoteAddr.
+func protectedFrom(c *Client, header http.Header, remoteAddr string) (*httptest.ResponseRecorder, *Identity, bool) {
 	var seen *Identity
 	called := false
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -22,6 +28,7 @@ func protected(c *Client, header http.Header) (*httptest.ResponseRecorder, *Iden
 	})
 	req := httptest.NewRequest(http.MethodGet, "/orders", nil)
 	req.Header = header
+	req.RemoteAddr = remoteAddr
 	rec := httptest.NewRecorder()
 	Middleware(c, next).ServeHTTP(rec, req)
 	return rec, seen, called
@@ -147,4 +154,74 @@ func TestFromContext(t *testing.T) {
 
 	_, ok = FromContext(NewContext(context.Background(), nil))
 	g.Expect(ok).To(BeFalse())
+}
+
+// TestMiddlewareForwardsTheClient: Tokenwarden limits refused attempts per
+// client address, and every client of a service reaches it from the
+// service's; the Middleware names the client that sent the token, as a
+// reverse proxy would, and nothing the client wrote itself.
+func TestMiddlewareForwardsTheClient(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		remoteAddr string
+		header     http.Header
+		clientAddr func(*http.Request) netip.Addr
+		// want are X-Real-IP and X-Forwarded-For as Tokenwarden gets them.
+		want [2]string
+	}{
+		{name: "the peer", remoteAddr: "198.51.100.7:40000", want: [2]string{"198.51.100.7", "198.51.100.7"}},
+		{name: "an IPv6 peer", remoteAddr: "[2001:db8::7]:40000", want: [2]string{"2001:db8::7", "2001:db8::7"}},
+		{name: "an IPv4-mapped peer is its IPv4 address", remoteAddr: "[::ffff:198.51.100.7]:40000", want: [2]string{"198.51.100.7", "198.51.100.7"}},
+		{name: "a zone is dropped", remoteAddr: "[fe80::1%eth0]:40000", want: [2]string{"fe80::1", "fe80::1"}},
+		{
+			name:       "what the client claims is not passed on",
+			remoteAddr: "198.51.100.7:40000",
+			header:     http.Header{"X-Forwarded-For": {"203.0.113.1"}, "X-Real-Ip": {"203.0.113.2"}},
+			want:       [2]string{"198.51.100.7", "198.51.100.7"},
+		},
+		{name: "a peer that is no address forwards nothing", remoteAddr: "@", want: [2]string{"", ""}},
+		{
+			name:       "ClientAddr, for a service behind its own proxy",
+			remoteAddr: "10.0.0.1:40000",
+			header:     http.Header{"X-Envoy-External-Address": {"203.0.113.9"}},
+			clientAddr: func(r *http.Request) netip.Addr {
+				a, _ := netip.ParseAddr(r.Header.Get("X-Envoy-External-Address"))
+				return a
+			},
+			want: [2]string{"203.0.113.9", "203.0.113.9"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			srv := newFakeServer(t)
+			srv.set(goodToken, answer{reason: ReasonDisabled})
+			c := newTestClient(srv.URL, newFakeClock(), WithClientAddr(tc.clientAddr))
+			header := http.Header{"Authorization": {"Bearer " + goodToken}}
+			for k, v := range tc.header {
+				header[k] = v
+			}
+			rec, _, _ := protectedFrom(c, header, tc.remoteAddr)
+			g.Expect(rec.Code).To(Equal(http.StatusUnauthorized))
+			g.Expect(srv.lastForwarded()).To(Equal(tc.want))
+		})
+	}
+}
+
+func TestVerifyForwardsNothingAndVerifyFromTheClient(t *testing.T) {
+	g := NewWithT(t)
+	srv := newFakeServer(t)
+	srv.set(goodToken, answer{id: teamIdentity(nil)})
+	c := newTestClient(srv.URL, newFakeClock(), WithCacheTTL(-1))
+
+	_, err := c.Verify(context.Background(), goodToken)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(srv.lastForwarded()).To(Equal([2]string{"", ""}))
+
+	_, err = c.VerifyFrom(context.Background(), goodToken, netip.MustParseAddr("198.51.100.7"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(srv.lastForwarded()).To(Equal([2]string{"198.51.100.7", "198.51.100.7"}))
+
+	_, err = c.VerifyFrom(context.Background(), goodToken, netip.Addr{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(srv.lastForwarded()).To(Equal([2]string{"", ""}))
 }

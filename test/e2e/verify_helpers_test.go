@@ -72,7 +72,10 @@ func freePort() int {
 
 // nginx runs a real nginx with auth_request in front of a tiny backend that
 // echoes the identity headers nginx passes on. It returns nginx's URL.
-// nginx's error log goes to logsDir, where the leak scan reads it.
+// nginx names the client it heard from in X-Real-IP and X-Forwarded-For,
+// which the verifier believes when nginx's address is among its
+// --verify-trusted-proxies. nginx's error log goes to logsDir, where the
+// leak scan reads it.
 func startNginx(verifyURL, caFile string) string {
 	GinkgoHelper()
 	path, err := exec.LookPath("nginx")
@@ -122,6 +125,8 @@ http {
       proxy_pass_request_body off;
       proxy_set_header Content-Length "";
       proxy_set_header Authorization $http_authorization;
+      proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_ssl_trusted_certificate %[5]s;
       proxy_ssl_verify on;
       proxy_ssl_name localhost;
@@ -156,4 +161,12 @@ http {
 		return err
 	}, 10*time.Second).Should(Succeed())
 	return url
+}
+
+// clientFrom is an HTTP client whose connections come from the loopback
+// address addr (any of 127.0.0.0/8), so that a proxy on 127.0.0.1 tells
+// the test's clients apart as it would tell real ones.
+func clientFrom(addr string) *http.Client {
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(addr)}, Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: dialer.DialContext}}
 }

@@ -7,6 +7,7 @@ package fault
 import (
 	"context"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,10 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/test/harness"
 )
 
@@ -130,6 +135,110 @@ func TestLeaderHandover(t *testing.T) {
 	}
 	if !report.Check.Settled() || report.Check.Phases["Active"] != 20 {
 		t.Errorf("after the handover: %+v", report.Check)
+	}
+}
+
+// TestStandbyAppliesSpecEdits: a disable, and an expiry moved in the spec,
+// change what verification answers at once on every replica, with no
+// leader to reconcile them. The leader is killed, which releases no lease,
+// so for the lease's 15 s nobody leads and the status stays as it was; the
+// standby must answer from the spec alone.
+func TestStandbyAppliesSpecEdits(t *testing.T) {
+	ctx := context.Background()
+	const ns = "standby"
+	if err := cluster.EnsureNamespace(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Admin.Create(ctx, harness.Team(ns, []string{ns})); err != nil {
+		t.Fatal(err)
+	}
+	pair, err := harness.StartPair(ctx, cluster, binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pair.Stop()
+	// late expires a few seconds from now, once the leader is gone, so its
+	// status.expiresAt passes with nobody to expire it.
+	expiresAt := metav1.NewTime(time.Now().Add(10 * time.Second).Truncate(time.Second))
+	if _, err := cluster.CreateTokens(ctx, ns, "off", ns, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cluster.CreateTokens(ctx, ns, "late", ns, 1, 1, func(tok *v1alpha1.ApiToken) { tok.Spec.ExpiresAt = &expiresAt }); err != nil {
+		t.Fatal(err)
+	}
+	const off, late = "off-0", "late-0"
+	if check, _, err := cluster.WaitSettled(ctx, ns, 30*time.Second, nil); err != nil || !check.Settled() {
+		t.Fatalf("tokens: %v %+v", err, check)
+	}
+	values, err := cluster.WaitValues(ctx, ns, []string{off, late}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	standby, err := pair.KillLeader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Until(expiresAt.Time) < time.Second {
+		t.Fatalf("the control plane was too slow: %s expires %v from now, before the leader was gone", late, time.Until(expiresAt.Time))
+	}
+
+	// Each step is its own client, so no step meets another's failures.
+	start := time.Now()
+	edit(t, ns, off, func(tok *v1alpha1.ApiToken) { tok.Spec.Disabled = true })
+	took, reason, err := standby.AwaitAnswer(ctx, values[off], "192.0.2.1", http.StatusUnauthorized, start, 5*time.Second)
+	if err != nil || reason != "Disabled" {
+		t.Fatalf("disabled, no leader: %v, reason %q", err, reason)
+	}
+	t.Logf("spec.disabled -> the standby refuses in %v", took)
+	if took >= 100*time.Millisecond {
+		t.Errorf("the standby refused a disabled token after %v, want < 100ms", took)
+	}
+
+	time.Sleep(time.Until(expiresAt.Time))
+	if _, reason, err := standby.AwaitAnswer(ctx, values[late], "192.0.2.2", http.StatusUnauthorized, time.Now(), 2*time.Second); err != nil || reason != "Expired" {
+		t.Fatalf("expired, no leader: %v, reason %q", err, reason)
+	}
+	start = time.Now()
+	edit(t, ns, late, func(tok *v1alpha1.ApiToken) { tok.Spec.ExpiresAt = &metav1.Time{Time: start.Add(time.Hour)} })
+	took, _, err = standby.AwaitAnswer(ctx, values[late], "192.0.2.3", http.StatusOK, start, 5*time.Second)
+	if err != nil {
+		t.Fatalf("expiry moved later, no leader: %v", err)
+	}
+	t.Logf("spec.expiresAt moved later -> the standby verifies again in %v", took)
+	if took >= 100*time.Millisecond {
+		t.Errorf("the standby verified a token whose expiry moved later after %v, want < 100ms", took)
+	}
+
+	// Nobody reconciled meanwhile, or the answers above prove nothing.
+	if leads, err := standby.IsLeader(ctx); err != nil || leads {
+		t.Fatalf("the standby took the lead too early for the test to mean anything (%v): rerun on a less loaded machine", err)
+	}
+	for name, phase := range map[string]v1alpha1.ApiTokenPhase{off: v1alpha1.PhaseActive, late: v1alpha1.PhaseActive} {
+		tok := &v1alpha1.ApiToken{}
+		if err := cluster.Admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, tok); err != nil {
+			t.Fatal(err)
+		}
+		if tok.Status.Phase != phase {
+			t.Fatalf("%s is %s: something reconciled it", name, tok.Status.Phase)
+		}
+		if name == late && (tok.Status.ExpiresAt == nil || !tok.Status.ExpiresAt.Equal(&expiresAt)) {
+			t.Fatalf("%s's status.expiresAt is %v, want the old %v", name, tok.Status.ExpiresAt, expiresAt)
+		}
+	}
+}
+
+// edit changes the spec of the ApiToken ns/name as the admin.
+func edit(t *testing.T, ns, name string, change func(*v1alpha1.ApiToken)) {
+	t.Helper()
+	ctx := context.Background()
+	tok := &v1alpha1.ApiToken{}
+	if err := cluster.Admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, tok); err != nil {
+		t.Fatal(err)
+	}
+	base := tok.DeepCopy()
+	change(tok)
+	if err := cluster.Admin.Patch(ctx, tok, client.MergeFrom(base)); err != nil {
+		t.Fatal(err)
 	}
 }
 

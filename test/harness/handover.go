@@ -83,6 +83,19 @@ func (p *Pair) Leader(ctx context.Context, timeout time.Duration) (int, error) {
 	return -1, errors.New("no replica leads")
 }
 
+// KillLeader kills the leading replica with SIGKILL and returns the other.
+// A killed leader releases no lease, so no replica leads until the lease
+// runs out (15 s by default): meanwhile the survivor is a standby and
+// nothing reconciles, which shows what verification does on its own.
+func (p *Pair) KillLeader(ctx context.Context) (*Operator, error) {
+	leader, err := p.Leader(ctx, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	p.Ops[leader].Kill()
+	return p.Ops[1-leader], nil
+}
+
 // Handover stops the leader (SIGTERM when graceful, else SIGKILL) while a
 // good token is verified against the other replica in a loop, waits for the
 // other replica to lead, has it issue a batch of tokens in namespace, and

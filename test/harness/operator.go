@@ -199,6 +199,30 @@ func (op *Operator) VerifyHeaders(ctx context.Context, value, forwardedFor strin
 	return resp.StatusCode, resp.Header, nil
 }
 
+// AwaitAnswer asks /verify about value every millisecond, as the client at
+// forwardedFor, until it is answered code, and returns how long after since
+// that was and the refusal reason it came with. It gives up after timeout.
+func (op *Operator) AwaitAnswer(ctx context.Context, value, forwardedFor string, code int, since time.Time, timeout time.Duration) (time.Duration, string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		got, reason, err := op.Verify(ctx, value, forwardedFor)
+		if err == nil && got == code {
+			return time.Since(since), reason, nil
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return time.Since(since), "", fmt.Errorf("/verify of %s never answered %d in %v: %w", op.Name, code, timeout, err)
+			}
+			return time.Since(since), "", fmt.Errorf("/verify of %s never answered %d in %v (last %d %s)", op.Name, code, timeout, got, reason)
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(since), "", ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
 // IsLeader reads controller-runtime's leader gauge from the metrics.
 func (op *Operator) IsLeader(ctx context.Context) (bool, error) {
 	v, err := op.Metric(ctx, "leader_election_master_status")
