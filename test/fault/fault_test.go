@@ -95,9 +95,10 @@ func TestSIGKILLDuringIssuanceRecreationAndInvalidation(t *testing.T) {
 	}
 }
 
-func TestLeaderHandover(t *testing.T) {
-	ctx := context.Background()
-	const ns = "handover"
+// startPairIn starts two replicas of the operator, with namespace ns and a
+// Team of the same name that allows tokens there.
+func startPairIn(ctx context.Context, t *testing.T, ns string) *harness.Pair {
+	t.Helper()
 	if err := cluster.EnsureNamespace(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +109,13 @@ func TestLeaderHandover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pair
+}
+
+func TestLeaderHandover(t *testing.T) {
+	ctx := context.Background()
+	const ns = "handover"
+	pair := startPairIn(ctx, t, ns)
 	defer pair.Stop()
 	names, err := cluster.CreateTokens(ctx, ns, "before", ns, 10, 4)
 	if err != nil {
@@ -146,16 +154,7 @@ func TestLeaderHandover(t *testing.T) {
 func TestStandbyAppliesSpecEdits(t *testing.T) {
 	ctx := context.Background()
 	const ns = "standby"
-	if err := cluster.EnsureNamespace(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	if err := cluster.Admin.Create(ctx, harness.Team(ns, []string{ns})); err != nil {
-		t.Fatal(err)
-	}
-	pair, err := harness.StartPair(ctx, cluster, binary)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pair := startPairIn(ctx, t, ns)
 	defer pair.Stop()
 	// late expires a few seconds from now, once the leader is gone, so its
 	// status.expiresAt passes with nobody to expire it.
