@@ -108,12 +108,8 @@ func main() {
 	flag.IntVar(&opts.concurrency, "max-concurrent-reconciles", 16, "How many ApiTokens are reconciled at once; the work is mostly waiting for the API server.")
 	flag.StringVar(&opts.tokenBase, "token-prefix", token.DefaultBase, "Base prefix of issued token values (lowercase letters and digits); a type letter and \"_\" follow it, e.g. \"twt_\".")
 	flag.Func("lifecycle-controllers", "Comma-separated user names of the cluster's own lifecycle controllers, which may always delete ApiTokens and Teams, so namespace deletion and garbage collection finish (default: "+strings.Join(authz.DefaultLifecycleControllers, ",")+").", func(v string) error {
-		opts.lifecycleControllers = nil
-		for _, name := range strings.Split(v, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				opts.lifecycleControllers = append(opts.lifecycleControllers, name)
-			}
-		}
+		// Set, even to nothing, it replaces the default: empty means none.
+		opts.lifecycleControllers = append([]string{}, splitList(v)...)
 		return nil
 	})
 	flag.DurationVar(&opts.standingRecheck, "admin-standing-recheck", controllers.DefaultRecheck, "How often a token whose entitlement rests on its creator's admin standing is re-checked without any RBAC event.")
