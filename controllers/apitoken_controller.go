@@ -2,11 +2,14 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -69,6 +72,7 @@ type ApiTokenReconciler struct {
 // +kubebuilder:rbac:groups=auth.tokenwarden.io,resources=apitokens/status,verbs=patch
 // +kubebuilder:rbac:groups=auth.tokenwarden.io,resources=teams,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles;clusterrolebindings,verbs=get;list;watch
@@ -106,6 +110,10 @@ type apiTokenScope struct {
 	// sent once the value is delivered, is the one that records the
 	// transition.
 	issuance lifecycle.Reason
+	// leaving is set when the token's namespace is being deleted and the
+	// reconcile has stopped short: the namespace controller deletes the
+	// token next, so nothing more is written.
+	leaving bool
 }
 
 // outcome is the phase a reconcile decided on, with its Ready reason.
@@ -127,7 +135,7 @@ func (r *ApiTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 	s := &apiTokenScope{token: tok, base: tok.DeepCopy(), now: r.Clock.Now()}
 	defer func() {
-		if retErr != nil {
+		if retErr != nil || s.leaving {
 			return // observedGeneration moves only with a successful reconcile
 		}
 		if err := r.commitStatus(ctx, s); err != nil {
@@ -145,11 +153,43 @@ func (r *ApiTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	for _, phase := range phases {
 		res, err := phase(ctx, s)
 		result = lowestRequeue(result, res)
+		if leavingNamespace(err) {
+			// Nothing can be created there any more and the token goes with
+			// the namespace: a retry would only log the refusal again.
+			ctrl.LoggerFrom(ctx).V(1).Info("Namespace is being deleted; leaving the token to it")
+			s.leaving = true
+			return ctrl.Result{}, nil
+		}
 		if err != nil {
 			return result, err
 		}
 	}
 	return result, nil
+}
+
+// errNamespaceTerminating stops a reconcile that would create something in
+// a namespace being deleted.
+var errNamespaceTerminating = errors.New("the namespace is being deleted")
+
+// leavingNamespace says whether err means the token's namespace is being
+// deleted: found before a creation, or the API server's refusal of one.
+func leavingNamespace(err error) bool {
+	return errors.Is(err, errNamespaceTerminating) || apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause)
+}
+
+// namespaceTerminating stops a creation in a namespace being deleted, read
+// from the API server: a rare path (a Secret is missing), not worth a
+// namespace cache on every replica.
+func (r *ApiTokenReconciler) namespaceTerminating(ctx context.Context, namespace string) error {
+	ns := &metav1.PartialObjectMetadata{}
+	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
+		return fmt.Errorf("reading namespace %s: %w", namespace, err)
+	}
+	if ns.DeletionTimestamp != nil {
+		return errNamespaceTerminating
+	}
+	return nil
 }
 
 // commitStatus computes the status from the scope and writes it if it

@@ -202,6 +202,15 @@ func (r *ApiTokenReconciler) reconcileSecret(ctx context.Context, s *apiTokenSco
 		// one go away: look again now and then instead.
 		return ctrl.Result{RequeueAfter: conflictRecheck}, nil
 	case lifecycle.Issue:
+		if decision.Reason == lifecycle.SecretGone {
+			// A Secret gone from a namespace being deleted was deleted by
+			// the namespace controller, which deletes the token next. Only
+			// this rare path asks: a first issuance in such a namespace is
+			// refused by the API server, and handled as such.
+			if err := r.namespaceTerminating(ctx, s.token.Namespace); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
 		return ctrl.Result{}, r.issue(ctx, s, decision.Reason)
 	case lifecycle.Withdraw, lifecycle.Keep:
 		if decision.Reason == lifecycle.Expired || decision.Reason == lifecycle.ExpiresAtPassed {
