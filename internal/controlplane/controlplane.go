@@ -1,7 +1,9 @@
 // Package controlplane starts a real kube-apiserver and etcd, built by
-// hack/controlplane.sh, with Tokenwarden's CRDs and status policy installed.
-// The envtest suites and the local mode (--dev) both use it, so tests and
-// newcomers run against the same control plane.
+// hack/controlplane.sh, with Tokenwarden's CRDs and status policy installed,
+// and on request kube-controller-manager, so namespace deletion and garbage
+// collection happen as in a real cluster. The envtest suites and the local
+// mode (--dev) both use it, so tests and newcomers run against the same
+// control plane.
 package controlplane
 
 import (
@@ -37,7 +39,8 @@ const AssetsEnv = "KUBEBUILDER_ASSETS"
 
 // Options configure a control plane.
 type Options struct {
-	// AssetsDir holds kube-apiserver, etcd and kubectl. Empty means
+	// AssetsDir holds kube-apiserver, etcd and kubectl, and
+	// kube-controller-manager when ControllerManager is set. Empty means
 	// $KUBEBUILDER_ASSETS, else the newest complete build under
 	// <repository>/bin/k8s.
 	AssetsDir string
@@ -61,6 +64,12 @@ type Options struct {
 	// serving certificates the returned environment's
 	// WebhookInstallOptions hold.
 	Webhooks bool
+
+	// ControllerManager makes Start run kube-controller-manager once the
+	// API server is up (see StartControllerManager): namespaces are then
+	// deleted, owned objects garbage collected and ServiceAccounts made,
+	// which bare envtest never does.
+	ControllerManager bool
 }
 
 // New returns an envtest environment, not yet started, with the CRDs of
@@ -69,6 +78,13 @@ func New(opts Options) (*envtest.Environment, error) {
 	assets, err := ResolveAssetsDir(opts.AssetsDir)
 	if err != nil {
 		return nil, err
+	}
+	if opts.ControllerManager {
+		// Checked before anything starts, rather than once etcd and
+		// kube-apiserver are up.
+		if err := requireBinaries(assets, "kube-controller-manager"); err != nil {
+			return nil, err
+		}
 	}
 	crds, err := CRDs()
 	if err != nil {
@@ -93,6 +109,13 @@ func New(opts Options) (*envtest.Environment, error) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	if opts.ControllerManager {
+		// kube-controller-manager stops after kube-apiserver (envtest has
+		// no hook before), and its open watches would hold kube-apiserver's
+		// shutdown for a minute, past envtest's stop timeout: with this
+		// kube-apiserver ends them as it stops.
+		env.ControlPlane.APIServer.Configure().Set(watchGraceFlag, "1s")
+	}
 	for _, name := range names {
 		env.ControlPlane.APIServer.Configure().Set(name, opts.APIServerArgs[name]...)
 	}
@@ -101,7 +124,10 @@ func New(opts Options) (*envtest.Environment, error) {
 
 // ResolveAssetsDir returns dir if set, else $KUBEBUILDER_ASSETS, else the
 // newest complete build of hack/controlplane.sh, with an error that says how
-// to build one when there is none.
+// to build one when there is none. It requires kube-apiserver, etcd and
+// kubectl only: kube-controller-manager is required where it is asked for
+// (Options.ControllerManager), so a directory of envtest's own binaries
+// still serves the suites that do without it.
 func ResolveAssetsDir(dir string) (string, error) {
 	if dir == "" {
 		dir = os.Getenv(AssetsEnv)
@@ -114,12 +140,21 @@ func ResolveAssetsDir(dir string) (string, error) {
 		sort.Strings(stamps)
 		dir = filepath.Dir(stamps[len(stamps)-1])
 	}
-	for _, bin := range []string{"kube-apiserver", "etcd", "kubectl"} {
-		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
-			return "", fmt.Errorf("control plane directory %s lacks %s: run `make controlplane`: %w", dir, bin, err)
-		}
+	if err := requireBinaries(dir, "kube-apiserver", "etcd", "kubectl"); err != nil {
+		return "", err
 	}
 	return filepath.Abs(dir)
+}
+
+// requireBinaries fails, saying how to build them, when dir lacks one of
+// the binaries.
+func requireBinaries(dir string, binaries ...string) error {
+	for _, bin := range binaries {
+		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
+			return fmt.Errorf("control plane directory %s lacks %s: run `make controlplane`: %w", dir, bin, err)
+		}
+	}
+	return nil
 }
 
 // CRDs parses the embedded CRD manifests.
@@ -225,7 +260,8 @@ func NewScheme() (*k8sruntime.Scheme, error) {
 // to run the operator with: config/policy's ValidatingAdmissionPolicy is
 // installed naming its user as the only one who may write ApiToken and Team
 // status, so any other user, system:masters included, is refused as in a
-// real install.
+// real install. With opts.ControllerManager, kube-controller-manager runs
+// too, and env.Stop stops it.
 func Start(opts Options) (*envtest.Environment, *rest.Config, client.Client, error) {
 	env, err := New(opts)
 	if err != nil {
@@ -234,6 +270,11 @@ func Start(opts Options) (*envtest.Environment, *rest.Config, client.Client, err
 	cfg, err := StartGuarded(env)
 	if err != nil {
 		return env, nil, nil, err
+	}
+	if opts.ControllerManager {
+		if err := StartControllerManager(env, opts.Output); err != nil {
+			return env, cfg, nil, err
+		}
 	}
 	if err := InstallStatusPolicy(context.Background(), cfg); err != nil {
 		return env, cfg, nil, fmt.Errorf("installing the status policy: %w", err)

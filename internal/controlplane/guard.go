@@ -15,7 +15,8 @@ import (
 
 // StartGuarded starts env and then a watchdog that kills the processes it
 // started (etcd and kube-apiserver) should this process end without
-// stopping them. A suite that fails in BeforeSuite, panics, is killed by
+// stopping them; StartControllerManager guards kube-controller-manager the
+// same way. A suite that fails in BeforeSuite, panics, is killed by
 // `go test -timeout` or interrupted never runs envtest's Stop, and its
 // kube-apiserver, orphaned, then holds ports and memory for ever.
 func StartGuarded(env *envtest.Environment) (*rest.Config, error) {
@@ -48,14 +49,23 @@ for p in "$@"; do same "$p" && kill -9 "${p%:*}" 2>/dev/null; done
 exit 0`
 
 // guardChildren starts the watchdog over parent's etcd and kube-apiserver
-// children, in a session of its own so that a signal to the test's process
-// group does not take it down first.
+// children.
 func guardChildren(parent int) error {
 	children, err := controlPlaneChildren(parent)
-	if err != nil || len(children) == 0 {
+	if err != nil {
 		return err
 	}
-	args := append([]string{"-c", watchdog, "tokenwarden-watchdog", strconv.Itoa(parent)}, children...)
+	return guardProcesses(parent, children)
+}
+
+// guardProcesses starts the watchdog over processes ("pid:starttime"), in a
+// session of its own so that a signal to the test's process group does not
+// take it down first.
+func guardProcesses(parent int, processes []string) error {
+	if len(processes) == 0 {
+		return nil
+	}
+	args := append([]string{"-c", watchdog, "tokenwarden-watchdog", strconv.Itoa(parent)}, processes...)
 	cmd := exec.Command("/bin/sh", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -67,8 +77,12 @@ func guardChildren(parent int) error {
 	return nil
 }
 
-// controlPlaneChildren lists parent's etcd and kube-apiserver children as
-// "pid:starttime".
+// guardedNames are the command names (as /proc/<pid>/stat shows them: cut
+// to 15 bytes) of the control plane processes a watchdog guards.
+var guardedNames = map[string]bool{"etcd": true, "kube-apiserver": true, "kube-controller": true}
+
+// controlPlaneChildren lists parent's etcd, kube-apiserver and
+// kube-controller-manager children as "pid:starttime".
 func controlPlaneChildren(parent int) ([]string, error) {
 	stats, err := filepath.Glob("/proc/[0-9]*/stat")
 	if err != nil || len(stats) == 0 {
@@ -80,25 +94,42 @@ func controlPlaneChildren(parent int) ([]string, error) {
 		if err != nil {
 			continue // gone meanwhile
 		}
-		// pid (comm) state ppid ... starttime (field 22); comm is in
-		// parentheses and, for these binaries, has no spaces.
-		open, closing := bytes.IndexByte(data, '('), bytes.LastIndexByte(data, ')')
-		if open < 0 || closing < open {
+		comm, ppid, start, ok := parseStat(data)
+		if !ok || !guardedNames[comm] || ppid != parent {
 			continue
 		}
-		comm := string(data[open+1 : closing])
-		if comm != "etcd" && comm != "kube-apiserver" {
-			continue
-		}
-		fields := bytes.Fields(data[closing+1:])
-		if len(fields) < 20 {
-			continue
-		}
-		if ppid, err := strconv.Atoi(string(fields[1])); err != nil || ppid != parent {
-			continue
-		}
-		pid := filepath.Base(filepath.Dir(path))
-		out = append(out, pid+":"+string(fields[19]))
+		out = append(out, filepath.Base(filepath.Dir(path))+":"+start)
 	}
 	return out, nil
+}
+
+// processID names a process by pid and start time, "pid:starttime", as the
+// watchdog takes them; ok is false when it cannot be read (it ended, or
+// this is not Linux).
+func processID(pid int) (string, bool) {
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return "", false
+	}
+	_, _, start, ok := parseStat(data)
+	return strconv.Itoa(pid) + ":" + start, ok
+}
+
+// parseStat reads the command name, parent pid and start time out of a
+// /proc/<pid>/stat: "pid (comm) state ppid ... starttime" (field 22); comm
+// is in parentheses and, for these binaries, has no spaces.
+func parseStat(data []byte) (comm string, ppid int, start string, ok bool) {
+	open, closing := bytes.IndexByte(data, '('), bytes.LastIndexByte(data, ')')
+	if open < 0 || closing < open {
+		return "", 0, "", false
+	}
+	fields := bytes.Fields(data[closing+1:])
+	if len(fields) < 20 {
+		return "", 0, "", false
+	}
+	ppid, err := strconv.Atoi(string(fields[1]))
+	if err != nil {
+		return "", 0, "", false
+	}
+	return string(data[open+1 : closing]), ppid, string(fields[19]), true
 }

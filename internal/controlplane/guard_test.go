@@ -20,7 +20,8 @@ const crashEnv = "TOKENWARDEN_CONTROLPLANE_CRASH"
 
 // TestCrashedSuiteLeavesNothingRunning runs a suite that starts a control
 // plane and then dies, as a suite does when it panics or `go test -timeout`
-// kills it, and checks that its etcd and kube-apiserver are gone soon after.
+// kills it, and checks that its etcd, kube-apiserver and
+// kube-controller-manager are gone soon after.
 func TestCrashedSuiteLeavesNothingRunning(t *testing.T) {
 	if os.Getenv(crashEnv) == "1" {
 		crashingSuite()
@@ -42,7 +43,7 @@ func TestCrashedSuiteLeavesNothingRunning(t *testing.T) {
 			children = strings.Fields(rest)
 		}
 	}
-	g.Expect(children).To(HaveLen(2), "etcd and kube-apiserver were started: %s", out)
+	g.Expect(children).To(HaveLen(3), "etcd, kube-apiserver and kube-controller-manager were started: %s", out)
 	g.Eventually(func() []string {
 		var alive []string
 		for _, child := range children {
@@ -54,12 +55,16 @@ func TestCrashedSuiteLeavesNothingRunning(t *testing.T) {
 	}, 15*time.Second, 100*time.Millisecond).Should(BeEmpty(), "control plane processes outlived the suite that started them")
 }
 
-// crashingSuite starts a control plane, prints its processes and exits
+// crashingSuite starts a control plane with kube-controller-manager, as
+// callers of New and StartGuarded do, prints its processes and exits
 // without stopping it.
 func crashingSuite() {
-	env, err := New(Options{})
+	env, err := New(Options{ControllerManager: true})
 	if err == nil {
 		_, err = StartGuarded(env)
+	}
+	if err == nil {
+		err = StartControllerManager(env, nil)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

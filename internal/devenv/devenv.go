@@ -1,6 +1,7 @@
-// Package devenv is Tokenwarden's local mode: a real kube-apiserver and etcd
-// on this machine, the CRDs installed and an admin kubeconfig written, so the
-// operator can run against it without any cluster.
+// Package devenv is Tokenwarden's local mode: a real kube-apiserver, etcd and
+// kube-controller-manager on this machine, the CRDs installed and an admin
+// kubeconfig written, so the operator can run against it without any
+// cluster, and namespace deletion and garbage collection happen as in one.
 //
 // State lives in one directory (bin/dev by default): etcd's data survives a
 // restart, certificates and kubeconfigs are made anew on every start.
@@ -40,7 +41,8 @@ type Options struct {
 	// StateDir holds etcd's data, the API server's certificates, the
 	// kubeconfigs and the control plane's log.
 	StateDir string
-	// AssetsDir holds kube-apiserver, etcd and kubectl; see controlplane.Options.
+	// AssetsDir holds kube-apiserver, etcd, kube-controller-manager and
+	// kubectl; see controlplane.Options.
 	AssetsDir string
 }
 
@@ -91,8 +93,9 @@ type VerifyServing struct {
 }
 
 // Start stops what an earlier, killed run left behind in opts.StateDir, then
-// starts etcd and kube-apiserver, installs the CRDs and the status policy
-// (naming Config's user) and writes the admin kubeconfig.
+// starts etcd, kube-apiserver and kube-controller-manager, installs the CRDs
+// and the status policy (naming Config's user) and writes the admin
+// kubeconfig.
 func Start(opts Options) (*Env, error) {
 	stateDir, err := filepath.Abs(opts.StateDir)
 	if err != nil {
@@ -128,6 +131,9 @@ func Start(opts Options) (*Env, error) {
 		Output:        logFile,
 		Webhooks:      true,
 		APIServerArgs: apiserverArgs,
+		// So that `kubectl delete namespace` finishes and an ApiToken's
+		// Secret goes with it, as in a cluster.
+		ControllerManager: true,
 	})
 	if env == nil {
 		// Nothing started (no binaries, say): the log has nothing to add.
@@ -288,7 +294,8 @@ func installRBAC(ctx context.Context, cfg *rest.Config) error {
 	return nil
 }
 
-// Stop stops kube-apiserver and etcd and waits for them to exit.
+// Stop stops kube-apiserver, kube-controller-manager and etcd and waits for
+// them to exit.
 func (e *Env) Stop() error {
 	err := e.env.Stop()
 	return errors.Join(err, e.log.Close())
@@ -310,7 +317,8 @@ func writeKubeconfig(user *envtest.AuthenticatedUser, path string) error {
 }
 
 // reapOrphans ends control plane processes of an earlier run that was killed
-// before it could stop them: they hold etcd's data directory locked. They
+// before it could stop them: they hold etcd's data directory locked, and an
+// orphaned kube-controller-manager retries a gone API server for ever. They
 // are recognised by their command line naming stateDir.
 func reapOrphans(stateDir string) int {
 	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
@@ -324,7 +332,7 @@ func reapOrphans(stateDir string) int {
 			continue
 		}
 		exe := filepath.Base(string(bytes.SplitN(data, []byte{0}, 2)[0]))
-		if exe != "etcd" && exe != "kube-apiserver" {
+		if exe != "etcd" && exe != "kube-apiserver" && exe != "kube-controller-manager" {
 			continue
 		}
 		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(cmdline)))

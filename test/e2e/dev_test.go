@@ -36,9 +36,10 @@ type devProcess struct {
 	kubeconfig  string
 }
 
-// devRuns counts the runs of `tokenwarden --dev`; each run's logs are named
-// after its number.
-var devRuns int
+// devRuns counts the runs of `tokenwarden --dev` per state directory; each
+// run's logs are named after its number, which starts at 1 in each
+// directory whichever Describe ran first.
+var devRuns = map[string]int{}
 
 // startDev runs `tokenwarden --dev` at the highest verbosity its logger
 // allows (logging.MaxVerbosity), so that the leak scan covers every line it
@@ -47,18 +48,19 @@ var devRuns int
 // on start, is kept as controlplane-<run>.log.
 func startDev(stateDir string) *devProcess {
 	GinkgoHelper()
-	devRuns++
+	devRuns[stateDir]++
+	run := devRuns[stateDir]
 	controlPlaneLog := filepath.Join(stateDir, "controlplane.log")
 	if _, err := os.Stat(controlPlaneLog); err == nil {
 		// Renamed rather than copied: orphans of a killed run keep writing
 		// to it until this run reaps them.
-		Expect(os.Rename(controlPlaneLog, filepath.Join(stateDir, fmt.Sprintf("controlplane-%d.log", devRuns-1)))).To(Succeed())
+		Expect(os.Rename(controlPlaneLog, filepath.Join(stateDir, fmt.Sprintf("controlplane-%d.log", run-1)))).To(Succeed())
 	}
 	cmd := exec.Command(binary, "--dev", "--dev-dir", stateDir, "--control-plane-dir", assetsDir,
 		"--health-probe-bind-address", "0", "--last-used-flush-interval", "1s",
 		"--zap-log-level="+strconv.Itoa(logging.MaxVerbosity))
 	cmd.Dir = repoRoot
-	output := io.MultiWriter(GinkgoWriter, appendFile(filepath.Join(stateDir, fmt.Sprintf("operator-%d.log", devRuns))))
+	output := io.MultiWriter(GinkgoWriter, appendFile(filepath.Join(stateDir, fmt.Sprintf("operator-%d.log", run))))
 	session, err := gexec.Start(cmd, output, output)
 	Expect(err).NotTo(HaveOccurred())
 	Eventually(session.Out, 90*time.Second).Should(gbytes.Say(readyLine.String()))
@@ -144,7 +146,8 @@ func manifest(name, spec string) string {
 }
 
 // controlPlaneProcesses lists the pids of processes whose command line
-// names stateDir: the etcd and kube-apiserver of that local mode.
+// names stateDir: the etcd, kube-apiserver and kube-controller-manager of
+// that local mode.
 func controlPlaneProcesses(stateDir string) []string {
 	var pids []string
 	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
@@ -177,7 +180,7 @@ var _ = Describe("Local mode (tokenwarden --dev)", Ordered, func() {
 	BeforeAll(func() {
 		stateDir = GinkgoT().TempDir()
 		dev = startDev(stateDir)
-		Expect(controlPlaneProcesses(stateDir)).To(HaveLen(2), "etcd and kube-apiserver run under the state directory")
+		Expect(controlPlaneProcesses(stateDir)).To(HaveLen(3), "etcd, kube-apiserver and kube-controller-manager run under the state directory")
 	})
 
 	AfterAll(func() {
@@ -454,11 +457,11 @@ spec:
 		// SIGKILL gives the operator no chance to stop etcd and kube-apiserver.
 		dev.session.Kill()
 		Eventually(dev.session, 10*time.Second).Should(gexec.Exit())
-		Expect(controlPlaneProcesses(stateDir)).To(HaveLen(2), "the orphans this spec is about")
+		Expect(controlPlaneProcesses(stateDir)).To(HaveLen(3), "the orphans this spec is about")
 
 		dev = startDev(stateDir)
 		Expect(string(dev.session.Err.Contents())).To(ContainSubstring("Stopped control plane processes left by an earlier run"))
-		Expect(controlPlaneProcesses(stateDir)).To(HaveLen(2), "only the new run's etcd and kube-apiserver")
+		Expect(controlPlaneProcesses(stateDir)).To(HaveLen(3), "only the new run's etcd, kube-apiserver and kube-controller-manager")
 		dev.session.Signal(syscall.SIGINT)
 		Eventually(dev.session, 60*time.Second).Should(gexec.Exit(0))
 		Expect(controlPlaneProcesses(stateDir)).To(BeEmpty())
@@ -478,8 +481,8 @@ spec:
 		Expect(len(values)).To(BeNumerically(">=", minScannedValues), "too few values collected for the scan to mean anything")
 		// Every run's logs, and Events among the objects, or the scan
 		// would pass for want of material.
-		Expect(wheres(logs)).To(ContainElements("log operator-1.log", fmt.Sprintf("log operator-%d.log", devRuns),
-			"log controlplane-1.log", fmt.Sprintf("log controlplane-%d.log", devRuns-1), "log controlplane.log"))
+		Expect(wheres(logs)).To(ContainElements("log operator-1.log", fmt.Sprintf("log operator-%d.log", devRuns[stateDir]),
+			"log controlplane-1.log", fmt.Sprintf("log controlplane-%d.log", devRuns[stateDir]-1), "log controlplane.log"))
 		Expect(wheres(objects)).To(ContainElement(HavePrefix("Event ")))
 		Expect(leaks(values, append(logs, objects...))).To(BeEmpty(), "issued values found outside their Secrets")
 	})
