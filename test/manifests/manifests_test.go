@@ -234,7 +234,7 @@ func TestInstallManifest(t *testing.T) {
 		idx := slices.IndexFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == metricsPort })
 		g.Expect(idx).NotTo(Equal(-1), "Service %s has no port named %s", svc.Name, metricsPort)
 		port := svc.Spec.Ports[idx]
-		g.Expect(port.Port).To(BeEquivalentTo(8080))
+		g.Expect(port.Port).To(BeEquivalentTo(8444))
 		target := slices.IndexFunc(manager.Ports, func(p corev1.ContainerPort) bool {
 			return p.Name == port.TargetPort.String() || fmt.Sprint(p.ContainerPort) == port.TargetPort.String()
 		})
