@@ -2,8 +2,24 @@
 # the Go module proxy, so a fresh clone needs nothing but Go; CI runs the same
 # targets a person does.
 
-# Image built by docker-build and referenced by deploy/build-installer.
-IMG ?= tokenwarden:latest
+# The version built: the nearest tag, else the commit, with -dirty when the
+# tree has uncommitted changes. Expanded once here: `?=` alone would run git
+# again at every use.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+VERSION := $(VERSION)
+# Image built by image and docker-build and referenced by deploy and
+# build-installer. Tagged with the version, never latest, so that a cluster
+# runs what was built and a rollout changes the image.
+IMG ?= tokenwarden:$(VERSION)
+# Architecture of the image (linux only): the host's by default.
+GOARCH ?= $(shell go env GOARCH)
+# The image tarball of `make image`; dist/image.json describes the last one.
+IMAGE_TAR ?= dist/tokenwarden-linux-$(GOARCH).tar
+# Every timestamp in the image: the commit's time, so that the same commit
+# gives the same image digest.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+IMAGE_SOURCE ?= https://github.com/tokenwarden/tokenwarden
 
 SHELL = /usr/bin/env bash -o pipefail
 .SHELLFLAGS = -ec
@@ -13,6 +29,8 @@ SHELL = /usr/bin/env bash -o pipefail
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.8.2
 GOLANGCI_LINT_VERSION ?= v2.15.0
+KUBE_SCORE_VERSION ?= v1.20.0
+HELM_VERSION ?= v4.3.2
 # The control plane (kube-apiserver, etcd, kubectl) is built from source by
 # hack/controlplane.sh; its version follows client-go's minor.
 K8S_VERSION ?= 1.37.1
@@ -21,6 +39,8 @@ LOCALBIN ?= $(shell pwd)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+KUBE_SCORE ?= $(LOCALBIN)/kube-score-$(KUBE_SCORE_VERSION)
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 CONTROLPLANE_DIR ?= $(LOCALBIN)/k8s/$(K8S_VERSION)
 KUBECTL ?= $(CONTROLPLANE_DIR)/kubectl
 
@@ -73,7 +93,7 @@ verify: manifests generate fmt ## Regenerate everything and fail if anything cha
 	@echo "verify: generated files are up to date"
 
 .PHONY: controlplane
-controlplane: ## Build kube-apiserver, etcd and kubectl from source into bin/k8s (once).
+controlplane: ## Build kube-apiserver, kube-controller-manager, etcd and kubectl from source into bin/k8s (once).
 	@K8S_VERSION=$(K8S_VERSION) hack/controlplane.sh >/dev/null
 
 .PHONY: nginx
@@ -87,8 +107,8 @@ FUZZ_SHORT ?= 20s
 FUZZTIME ?= 5m
 
 .PHONY: test
-test: manifests generate fmt vet controlplane nginx kustomize ## Run unit, envtest, fault-injection and end-to-end suites against the real control plane, then fuzz briefly.
-	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" KUSTOMIZE="$(KUSTOMIZE)" go test ./... $(TEST_FLAGS) -coverprofile cover.out
+test: manifests generate fmt vet controlplane nginx kustomize kube-score image helm ## Run unit, envtest, fault-injection and end-to-end suites against the real control plane, then fuzz briefly.
+	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" KUSTOMIZE="$(KUSTOMIZE)" KUBE_SCORE="$(KUBE_SCORE)" HELM="$(HELM)" TOKENWARDEN_IMAGE="$(abspath $(IMAGE_TAR))" go test ./... $(TEST_FLAGS) -coverprofile cover.out
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SHORT)
 
 .PHONY: fuzz
@@ -119,9 +139,27 @@ dev: manifests generate controlplane ## Local mode: own control plane, CRDs, ope
 	go build -o bin/tokenwarden .
 	exec bin/tokenwarden --dev --control-plane-dir="$(CONTROLPLANE_DIR)" $(ARGS)
 
+# The binary in the image: static, without paths or symbols of the machine
+# that built it, and without VCS stamping, which the Dockerfile (whose
+# context has no .git) cannot do; the commit is in the image's labels.
+IMAGE_BIN = $(LOCALBIN)/image/linux-$(GOARCH)/manager
+
+# The image builder (hack/image, its own module) runs on this machine, so a
+# GOOS or GOARCH given to make, meant for the image, is kept from its build.
+.PHONY: image
+image: manifests generate ## Build the operator image without a container engine into dist/ (see dist/image.json).
+	mkdir -p dist "$(dir $(IMAGE_BIN))"
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -buildvcs=false -ldflags="-s -w" -o "$(IMAGE_BIN)" .
+	env -u GOOS -u GOARCH go -C hack/image build -o "$(LOCALBIN)/image-builder" .
+	"$(LOCALBIN)/image-builder" --binary "$(IMAGE_BIN)" --image "$(IMG)" --arch "$(GOARCH)" \
+		--output "$(IMAGE_TAR)" --metadata dist/image.json --source-date-epoch "$(SOURCE_DATE_EPOCH)" \
+		--version "$(VERSION)" --revision "$(IMAGE_REVISION)" --source "$(IMAGE_SOURCE)"
+
 .PHONY: docker-build
-docker-build: ## Build the operator image (needs a container engine).
-	docker build -t $(IMG) .
+docker-build: ## Build the same image from the Dockerfile (needs Docker with BuildKit).
+	docker build --platform "linux/$(GOARCH)" -t "$(IMG)" \
+		--build-arg VERSION="$(VERSION)" --build-arg REVISION="$(IMAGE_REVISION)" \
+		--build-arg SOURCE="$(IMAGE_SOURCE)" --build-arg SOURCE_DATE_EPOCH="$(SOURCE_DATE_EPOCH)" .
 
 ##@ Deployment
 
@@ -133,20 +171,38 @@ install: manifests kustomize ## Install the CRDs into the cluster of the current
 uninstall: manifests kustomize ## Remove the CRDs (and so every Team and ApiToken) from the cluster.
 	$(KUSTOMIZE) build config/crd | $(KUBECTL) delete --ignore-not-found -f -
 
+# render-default prints config/default with the operator's image set to
+# $(IMG). kustomize edit rewrites the kustomization it runs in, so it runs on
+# a copy of config/: the committed config/manager/kustomization.yaml keeps its
+# placeholder tag, and a build leaves no change under config/ for make verify
+# to fail on, nor a tag to commit by mistake.
+define render-default
+( tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+  cp -R config "$$tmp/config"; \
+  cd "$$tmp/config/manager"; "$(KUSTOMIZE)" edit set image controller="$(IMG)"; \
+  "$(KUSTOMIZE)" build "$$tmp/config/default" )
+endef
+
 .PHONY: deploy
-deploy: manifests kustomize ## Deploy the operator to the cluster of the current kubeconfig.
-	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
-	$(KUSTOMIZE) build config/default | $(KUBECTL) apply --server-side -f -
+deploy: manifests kustomize ## Deploy the operator, with the image IMG, to the cluster of the current kubeconfig.
+	$(render-default) | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
 undeploy: kustomize ## Remove the operator from the cluster.
 	$(KUSTOMIZE) build config/default | $(KUBECTL) delete --ignore-not-found -f -
 
 .PHONY: build-installer
-build-installer: manifests generate kustomize ## Render one installable manifest into dist/install.yaml.
+build-installer: manifests generate kustomize ## Render one installable manifest, with the image IMG, into dist/install.yaml.
 	mkdir -p dist
-	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
-	$(KUSTOMIZE) build config/default > dist/install.yaml
+	$(render-default) > dist/install.yaml
+
+# The chart is derived from dist/install.yaml on demand, like it a build
+# output and not committed: the image tag changes with every commit, and a
+# chart generated from the one build cannot drift from it (test/helm proves
+# the defaults render it exactly).
+.PHONY: helm-chart
+helm-chart: build-installer ## Generate the Helm chart into dist/chart from dist/install.yaml.
+	go run ./hack/helmchart -install dist/install.yaml -out dist/chart -version "$(VERSION)"
 
 ##@ Tools
 
@@ -164,6 +220,16 @@ $(KUSTOMIZE):
 golangci-lint: $(GOLANGCI_LINT) ## Install golangci-lint into ./bin.
 $(GOLANGCI_LINT):
 	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+.PHONY: kube-score
+kube-score: $(KUBE_SCORE) ## Install kube-score into ./bin; make test scores the rendered install with it.
+$(KUBE_SCORE):
+	$(call go-install-tool,$(KUBE_SCORE),github.com/zegl/kube-score/cmd/kube-score,$(KUBE_SCORE_VERSION))
+
+.PHONY: helm
+helm: $(HELM) ## Install helm into ./bin.
+$(HELM):
+	$(call go-install-tool,$(HELM),helm.sh/helm/v4/cmd/helm,$(HELM_VERSION))
 
 # go-install-tool installs package $(2) at version $(3) as $(1) and links the
 # unversioned name to it, so a version bump in this file installs the new one.

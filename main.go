@@ -29,7 +29,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
@@ -56,7 +55,7 @@ func init() {
 }
 
 type options struct {
-	metricsAddr     string
+	metrics         metrics.Serving
 	probeAddr       string
 	leaderElect     bool
 	leaderElectNS   string
@@ -84,14 +83,18 @@ type options struct {
 
 func main() {
 	var opts options
-	flag.StringVar(&opts.metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
+	flag.StringVar(&opts.metrics.BindAddress, "metrics-bind-address", ":8444", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
+	flag.BoolVar(&opts.metrics.Secure, "metrics-secure", true, "Serve metrics over HTTPS, only to requests whose bearer token the API server authenticates and authorizes for get on /metrics (ClusterRole tokenwarden-metrics-reader); false serves plain HTTP to anyone (the default with --dev).")
+	flag.StringVar(&opts.metrics.CertPath, "metrics-cert-path", "", "Directory with the metrics server's certificate and key, reloaded when they change (default: none, a self-signed certificate made at start).")
+	flag.StringVar(&opts.metrics.CertName, "metrics-cert-name", "tls.crt", "File name of the metrics server's certificate in --metrics-cert-path.")
+	flag.StringVar(&opts.metrics.KeyName, "metrics-cert-key", "tls.key", "File name of the metrics server's key in --metrics-cert-path.")
 	flag.StringVar(&opts.pprofAddr, "pprof-bind-address", "", "Address of Go's /debug/pprof endpoints, for profiling; empty (the default) serves none.")
 	flag.StringVar(&opts.probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&opts.leaderElect, "leader-elect", false, "Elect a leader among replicas so only one runs the controllers.")
-	flag.StringVar(&opts.leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's own namespace; required outside a cluster).")
-	flag.BoolVar(&opts.dev, "dev", false, "Local mode: start a kube-apiserver and etcd on this machine, install the CRDs, and run against them.")
+	flag.StringVar(&opts.leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: $POD_NAMESPACE, which the Deployment sets from the pod's own namespace; required outside a cluster).")
+	flag.BoolVar(&opts.dev, "dev", false, "Local mode: start kube-apiserver, etcd and kube-controller-manager on this machine, install the CRDs, and run against them.")
 	flag.StringVar(&opts.devDir, "dev-dir", filepath.Join("bin", "dev"), "Local mode: directory for etcd data, certificates, kubeconfigs and logs.")
-	flag.StringVar(&opts.controlPlaneDir, "control-plane-dir", "", "Local mode: directory with kube-apiserver, etcd and kubectl (default: $KUBEBUILDER_ASSETS, else bin/k8s/<version>).")
+	flag.StringVar(&opts.controlPlaneDir, "control-plane-dir", "", "Local mode: directory with kube-apiserver, kube-controller-manager, etcd and kubectl (default: $KUBEBUILDER_ASSETS, else bin/k8s/<version>).")
 	flag.BoolVar(&opts.webhooks, "enable-webhooks", true, "Serve the admission webhooks (needed wherever the webhook configurations point at this operator).")
 	flag.IntVar(&opts.webhookPort, "webhook-port", 9443, "Port the admission webhook server listens on.")
 	flag.StringVar(&opts.webhookCertDir, "webhook-cert-dir", "", "Directory with tls.crt and tls.key for the webhook server (default: controller-runtime's, /tmp/k8s-webhook-server/serving-certs).")
@@ -116,6 +119,12 @@ func main() {
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	// The Deployment passes its namespace through the downward API, so the
+	// Lease lives beside the pods wherever the install puts them, and the
+	// same arguments work for a process outside a pod given that variable.
+	if opts.leaderElectNS == "" {
+		opts.leaderElectNS = os.Getenv("POD_NAMESPACE")
+	}
 	// Capped: no verbosity ever reaches client-go's request-body dumps,
 	// which would carry Secret data. klog (client-go's own logging) writes
 	// through the same logger.
@@ -156,7 +165,12 @@ func run(ctx context.Context, opts options) error {
 		opts.verify = true
 		opts.verifyAddr, opts.verifyCertDir = local.Verify.Address, local.Verify.CertDir
 		if !flagSet("metrics-bind-address") {
-			opts.metricsAddr = local.MetricsAddress
+			opts.metrics.BindAddress = local.MetricsAddress
+		}
+		// Plain HTTP on loopback, so curl reads the local metrics without
+		// a token; --metrics-secure=true tries the secure endpoint instead.
+		if !flagSet("metrics-secure") {
+			opts.metrics.Secure = false
 		}
 	} else if cfg, err = ctrl.GetConfig(); err != nil {
 		return fmt.Errorf("no cluster configured (use --dev for the local mode): %w", err)
@@ -169,7 +183,7 @@ func run(ctx context.Context, opts options) error {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		WebhookServer:           webhook.NewServer(webhookOpts),
 		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: opts.metricsAddr},
+		Metrics:                 metrics.ServerOptions(opts.metrics),
 		HealthProbeBindAddress:  opts.probeAddr,
 		PprofBindAddress:        opts.pprofAddr,
 		LeaderElection:          opts.leaderElect,
@@ -246,7 +260,7 @@ func run(ctx context.Context, opts options) error {
 		return err
 	}
 	if local != nil {
-		if err := mgr.Add(readyBanner(local)); err != nil {
+		if err := mgr.Add(readyBanner(local, opts.metrics)); err != nil {
 			return err
 		}
 	}
@@ -269,10 +283,14 @@ func cacheOptions() cache.Options {
 
 // readyBanner prints the one line a newcomer needs once the operator's
 // caches are in sync (runnables start only after that).
-func readyBanner(local *devenv.Env) manager.RunnableFunc {
+func readyBanner(local *devenv.Env, served metrics.Serving) manager.RunnableFunc {
 	return func(ctx context.Context) error {
-		fmt.Printf("tokenwarden: verification at %s (CA %s), metrics at http://%s/metrics; both in %s\n",
-			local.Verify.URL, relative(local.Verify.CAFile), local.MetricsAddress, relative(local.EndpointsFile))
+		metricsURL := "http://" + served.BindAddress + "/metrics"
+		if served.Secure {
+			metricsURL = "https://" + served.BindAddress + "/metrics (HTTPS, a bearer token allowed get on /metrics)"
+		}
+		fmt.Printf("tokenwarden: verification at %s (CA %s), metrics at %s; both in %s\n",
+			local.Verify.URL, relative(local.Verify.CAFile), metricsURL, relative(local.EndpointsFile))
 		fmt.Printf("tokenwarden: ready: local control plane at %s; in another terminal: %s --kubeconfig %s apply -f config/samples/ (Ctrl-C here stops everything)\n",
 			local.APIServerURL, relative(local.Kubectl), relative(local.AdminKubeconfig))
 		<-ctx.Done()
