@@ -165,6 +165,25 @@ func controlPlaneProcesses(stateDir string) []string {
 	return pids
 }
 
+// watchdogsOf finds the watchdogs internal/controlplane started for the
+// process parent: shells named tokenwarden-watchdog whose first argument is
+// parent's pid.
+func watchdogsOf(parent int) []int {
+	var pids []int
+	needle := []byte(fmt.Sprintf("\x00tokenwarden-watchdog\x00%d\x00", parent))
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, path := range cmdlines {
+		data, err := os.ReadFile(path)
+		if err != nil || !bytes.Contains(data, needle) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(path))); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
 func firstArg(cmdline []byte) string {
 	r := bufio.NewReader(bytes.NewReader(cmdline))
 	s, _ := r.ReadString(0)
@@ -454,7 +473,17 @@ spec:
 	})
 
 	It("cleans up after a run that was killed outright", func() {
-		// SIGKILL gives the operator no chance to stop etcd and kube-apiserver.
+		// SIGKILL gives the operator no chance to stop its control plane.
+		// Its watchdogs go first: they would kill the orphans within a
+		// second (internal/controlplane's TestCrashedSuiteLeavesNothingRunning
+		// shows that), which would race the next start. This is the case
+		// nothing but the next start cleans up: everything of the
+		// operator's killed at once, as by the OOM killer or kill -9 -1.
+		watchdogs := watchdogsOf(dev.session.Command.Process.Pid)
+		Expect(watchdogs).NotTo(BeEmpty(), "the control plane runs guarded")
+		for _, pid := range watchdogs {
+			Expect(syscall.Kill(pid, syscall.SIGKILL)).To(Succeed())
+		}
 		dev.session.Kill()
 		Eventually(dev.session, 10*time.Second).Should(gexec.Exit())
 		Expect(controlPlaneProcesses(stateDir)).To(HaveLen(3), "the orphans this spec is about")

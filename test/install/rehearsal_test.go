@@ -473,13 +473,7 @@ func (r *rehearsal) admission(t *testing.T) {
 	g.Expect(err).To(MatchError(ContainSubstring("is neither an admin nor an owner of any team")))
 	_, err = r.kubectl(t, "--as", jane, "create", "-f", filepath.Join(samples, "04_apitoken_admin.yaml"))
 	g.Expect(err).To(MatchError(ContainSubstring("is not a Tokenwarden admin")))
-	_, err = r.kubectlIn(t, `apiVersion: auth.tokenwarden.io/v1alpha1
-kind: ApiToken
-metadata: {name: jane-ci, namespace: payments}
-spec: {type: Team, teams: [payments], lifetime: 7d, scopes: ["orders:read"]}
-`, "--as", jane, "apply", "-f", "-")
-	g.Expect(err).NotTo(HaveOccurred())
-	r.eventuallyPhase(t, "jane-ci", v1alpha1.PhaseActive)
+	r.applyTeamToken(t, jane, "jane-ci")
 	g.Expect(r.token(t, "jane-ci").Status.Creator.Username).To(Equal(jane))
 	// The API server's own validation names each field.
 	_, err = r.kubectlIn(t, `apiVersion: auth.tokenwarden.io/v1alpha1
@@ -693,13 +687,7 @@ func (r *rehearsal) handover(t *testing.T) {
 	next := r.eventuallyLeader(t, &holder)
 	took := time.Since(start)
 	g.Eventually(func() bool { return r.isLeader(t, standby) }).WithTimeout(30 * time.Second).Should(BeTrue())
-	_, err := r.kubectlIn(t, `apiVersion: auth.tokenwarden.io/v1alpha1
-kind: ApiToken
-metadata: {name: after-handover, namespace: payments}
-spec: {type: Team, teams: [payments], lifetime: 7d, scopes: ["orders:read"]}
-`, "--as", ops, "apply", "-f", "-")
-	g.Expect(err).NotTo(HaveOccurred())
-	r.eventuallyPhase(t, "after-handover", v1alpha1.PhaseActive)
+	r.applyTeamToken(t, ops, "after-handover")
 	t.Logf("leader %s stopped; %s (%s) took the Lease after %s and issued a new token", leader.name, standby.name, next, took.Round(time.Millisecond))
 }
 
@@ -757,6 +745,19 @@ func (r *rehearsal) kubectlIn(t *testing.T, stdin string, args ...string) (strin
 		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, out)
 	}
 	return string(out), nil
+}
+
+// applyTeamToken applies, as user, the README's Team token of the payments
+// team under name, and waits for it to be Active.
+func (r *rehearsal) applyTeamToken(t *testing.T, user, name string) {
+	t.Helper()
+	_, err := r.kubectlIn(t, fmt.Sprintf(`apiVersion: auth.tokenwarden.io/v1alpha1
+kind: ApiToken
+metadata: {name: %s, namespace: %s}
+spec: {type: Team, teams: [payments], lifetime: 7d, scopes: ["orders:read"]}
+`, name, samplesNamespace), "--as", user, "apply", "-f", "-")
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	r.eventuallyPhase(t, name, v1alpha1.PhaseActive)
 }
 
 func (r *rehearsal) token(t *testing.T, name string) *v1alpha1.ApiToken {
