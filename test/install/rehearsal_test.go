@@ -16,15 +16,12 @@
 package install
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -51,7 +48,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -59,9 +55,9 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	"github.com/tokenwarden/tokenwarden/hack/helmchart/chart"
 	"github.com/tokenwarden/tokenwarden/internal/controlplane"
 	"github.com/tokenwarden/tokenwarden/test/image"
 )
@@ -214,7 +210,7 @@ func (r *rehearsal) render(t *testing.T) {
 	r.install, err = build.Output()
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(os.WriteFile(filepath.Join(r.dir, "install.yaml"), r.install, 0o600)).To(Succeed())
-	r.docs, err = decode(r.install)
+	r.docs, err = chart.Decode(r.install)
 	g.Expect(err).NotTo(HaveOccurred())
 
 	deploys := ofKind(r.docs, "Deployment")
@@ -901,27 +897,6 @@ func standInCRD(group, version, kind string) *apiextensionsv1.CustomResourceDefi
 				}},
 			}},
 		},
-	}
-}
-
-func decode(data []byte) ([]*unstructured.Unstructured, error) {
-	var docs []*unstructured.Unstructured
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	for {
-		doc, err := reader.Read()
-		if errors.Is(err, io.EOF) {
-			return docs, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		obj := map[string]any{}
-		if err := yaml.Unmarshal(doc, &obj); err != nil {
-			return nil, err
-		}
-		if len(obj) > 0 {
-			docs = append(docs, &unstructured.Unstructured{Object: obj})
-		}
 	}
 }
 
