@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -24,8 +22,6 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -34,6 +30,7 @@ import (
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/controllers"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
+	"github.com/tokenwarden/tokenwarden/internal/cached"
 	"github.com/tokenwarden/tokenwarden/internal/devenv"
 	"github.com/tokenwarden/tokenwarden/internal/index"
 	"github.com/tokenwarden/tokenwarden/internal/logging"
@@ -192,7 +189,7 @@ func run(ctx context.Context, opts options) error {
 		// Releasing the lease on a clean shutdown lets a standby take over at
 		// once instead of after the lease expires.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         cacheOptions(),
+		Cache:                         cached.Options(nil),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
@@ -267,18 +264,6 @@ func run(ctx context.Context, opts options) error {
 
 	setupLog.Info("Starting the operator")
 	return mgr.Start(ctx)
-}
-
-// cacheOptions caches only the Secrets Tokenwarden manages, never every
-// Secret in the cluster, and drops managed fields from everything cached:
-// both keep memory flat however large the cluster is.
-func cacheOptions() cache.Options {
-	return cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})},
-		},
-	}
 }
 
 // readyBanner prints the one line a newcomer needs once the operator's

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
+	"github.com/tokenwarden/tokenwarden/internal/cached"
 	"github.com/tokenwarden/tokenwarden/internal/duration"
 	"github.com/tokenwarden/tokenwarden/internal/lifecycle"
 	"github.com/tokenwarden/tokenwarden/internal/metrics"
@@ -264,22 +265,25 @@ func (r *ApiTokenReconciler) observeSecret(ctx context.Context, s *apiTokenScope
 	case err != nil:
 		return fmt.Errorf("reading Secret %s: %w", name, err)
 	}
+	// The cache holds digests, never values; so does everything read here.
+	cached.DigestSecret(secret)
 	s.secret, s.secretState = secret, classify(secret, s.token)
 	return nil
 }
 
-// classify says what secret holds relative to tok's status.
+// classify says what secret, as the cache keeps it (cached.DigestSecret),
+// holds relative to tok's status.
 func classify(secret *corev1.Secret, tok *v1alpha1.ApiToken) lifecycle.SecretState {
 	if !metav1.IsControlledBy(secret, tok) {
 		return lifecycle.SecretForeign
 	}
-	value, ok := secret.Data[v1alpha1.SecretTokenKey]
+	digest := cached.Digest(secret)
 	switch {
-	case !ok || len(value) == 0:
+	case digest == "":
 		return lifecycle.SecretEmpty
-	case tok.Status.TokenHash != "" && token.HashMatches(string(value), tok.Status.TokenHash):
+	case tok.Status.TokenHash != "" && token.DigestsEqual(digest, tok.Status.TokenHash):
 		return lifecycle.SecretMatches
-	case tok.Status.Previous != nil && token.HashMatches(string(value), tok.Status.Previous.TokenHash):
+	case tok.Status.Previous != nil && token.DigestsEqual(digest, tok.Status.Previous.TokenHash):
 		return lifecycle.SecretPrevious
 	}
 	return lifecycle.SecretMismatch
@@ -366,6 +370,7 @@ func (r *ApiTokenReconciler) deliver(ctx context.Context, s *apiTokenScope, valu
 		if err := r.Create(ctx, secret); err != nil {
 			return fmt.Errorf("creating Secret %s: %w", secret.Name, err)
 		}
+		cached.DigestSecret(secret)
 		s.secret = secret
 		return nil
 	}
@@ -378,6 +383,8 @@ func (r *ApiTokenReconciler) deliver(ctx context.Context, s *apiTokenScope, valu
 	if err := r.Patch(ctx, s.secret, client.MergeFrom(before)); err != nil {
 		return fmt.Errorf("writing the value into Secret %s: %w", s.secret.Name, err)
 	}
+	// The patch's answer holds the whole Secret again.
+	cached.DigestSecret(s.secret)
 	return nil
 }
 
@@ -385,7 +392,7 @@ func (r *ApiTokenReconciler) deliver(ctx context.Context, s *apiTokenScope, valu
 // it refused has been written.
 func (r *ApiTokenReconciler) withdraw(ctx context.Context, s *apiTokenScope) error {
 	// A Secret this ApiToken does not control is never touched.
-	if s.secret == nil || s.secretState == lifecycle.SecretForeign || len(s.secret.Data[v1alpha1.SecretTokenKey]) == 0 {
+	if s.secret == nil || s.secretState == lifecycle.SecretForeign || cached.Digest(s.secret) == "" {
 		return nil
 	}
 	if err := r.commitStatus(ctx, s); err != nil {
@@ -396,6 +403,7 @@ func (r *ApiTokenReconciler) withdraw(ctx context.Context, s *apiTokenScope) err
 	if err := r.Patch(ctx, s.secret, client.MergeFrom(before)); err != nil {
 		return fmt.Errorf("removing the value from Secret %s: %w", s.secret.Name, err)
 	}
+	cached.DigestSecret(s.secret)
 	ctrl.LoggerFrom(ctx).Info("Withdrew a token value", "phase", string(s.outcome.phase), "reason", s.outcome.reason, "secret", s.secret.Name)
 	return nil
 }

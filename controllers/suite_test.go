@@ -28,6 +28,7 @@ import (
 
 	"github.com/tokenwarden/tokenwarden/controllers"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
+	"github.com/tokenwarden/tokenwarden/internal/cached"
 	"github.com/tokenwarden/tokenwarden/internal/controlplane"
 	"github.com/tokenwarden/tokenwarden/internal/index"
 	"github.com/tokenwarden/tokenwarden/internal/logging"
@@ -61,6 +62,10 @@ var (
 
 	// recorded holds every Event the ApiToken reconciler emitted.
 	recorded eventLog
+
+	// cacheReader reads the manager's cache: what every replica holds in
+	// memory.
+	cacheReader client.Reader
 )
 
 // eventLog keeps the Events the reconciler emitted, in order, so specs can
@@ -186,12 +191,12 @@ var _ = BeforeSuite(func() {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache: cache.Options{
-			DefaultNamespaces: map[string]cache.Config{managedNamespace: {}},
-			DefaultTransform:  cache.TransformStripManagedFields(),
-		},
+		// As in main.go, so the specs read Secrets as production does: as
+		// digests.
+		Cache: cached.Options(map[string]cache.Config{managedNamespace: {}}),
 	})
 	Expect(err).NotTo(HaveOccurred())
+	cacheReader = mgr.GetCache()
 	Expect(index.Setup(ctx, mgr)).To(Succeed())
 	// As in main.go: the gauges read the cache when gathered.
 	metrics.Register(mgr.GetClient())

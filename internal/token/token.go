@@ -232,6 +232,12 @@ func HashMatches(value, digest string) bool {
 	return subtle.ConstantTimeByteEq(diff, 0) == 1
 }
 
+// DigestsEqual reports whether two digests Hash returned are the same, in
+// constant time, for the reason HashMatches gives.
+func DigestsEqual(a, b string) bool {
+	return len(a) == hashLen && len(b) == hashLen && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
 // DisplayPrefix returns the part of value that identifies it without giving
 // it away: the type prefix and the first 4 characters of the random part,
 // such as "twt_7Gq2". Those 4 characters narrow 256 random bits by fewer
