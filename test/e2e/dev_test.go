@@ -467,9 +467,12 @@ spec:
 
 	It("keeps its data across restarts", func() {
 		dev = startDev(stateDir)
-		out, errOut, err := dev.kubectl("", "get", "team", "payments", "-o", "name")
-		Expect(err).NotTo(HaveOccurred(), errOut)
-		Expect(out).To(ContainSubstring("team.auth.tokenwarden.io/payments"))
+		// Discovery of the CRDs' group settles just after the restart.
+		Eventually(func(g Gomega) {
+			out, errOut, err := dev.kubectl("", "get", "team", "payments", "-o", "name")
+			g.Expect(err).NotTo(HaveOccurred(), errOut)
+			g.Expect(out).To(ContainSubstring("team.auth.tokenwarden.io/payments"))
+		}, 30*time.Second, time.Second).Should(Succeed())
 	})
 
 	It("cleans up after a run that was killed outright", func() {

@@ -10,6 +10,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/tokenwarden/tokenwarden/internal/controlplane"
 )
@@ -31,6 +32,9 @@ func TestE2E(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
+	// The harness's clients log through controller-runtime: into the
+	// spec's output, not a warning with a stack trace.
+	ctrllog.SetLogger(GinkgoLogr)
 	var err error
 	repoRoot, err = filepath.Abs(filepath.Join("..", ".."))
 	Expect(err).NotTo(HaveOccurred())

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -135,16 +136,21 @@ func logSources(stateDir string) []scanSource {
 // recorded in issued, so the scan also covers values no spec read.
 func clusterObjects(d *devProcess) []scanSource {
 	GinkgoHelper()
-	out, errOut, err := d.kubectl("", "api-resources", "--verbs=list", "-o", "name")
-	Expect(err).NotTo(HaveOccurred(), errOut)
-	kinds := strings.Fields(out)
-	Expect(kinds).To(ContainElements("events", "secrets", "apitokens.auth.tokenwarden.io"))
-	out, errOut, err = d.kubectl("", "get", strings.Join(kinds, ","), "--all-namespaces", "-o", "json")
-	Expect(err).NotTo(HaveOccurred(), errOut)
+	// Discovery and the list are eventually consistent on a control plane
+	// that has just started: a group may still be missing, or a resource
+	// not yet served. The scan needs one complete answer.
 	var list struct {
 		Items []map[string]any `json:"items"`
 	}
-	Expect(json.Unmarshal([]byte(out), &list)).To(Succeed())
+	Eventually(func(g Gomega) {
+		out, errOut, err := d.kubectl("", "api-resources", "--verbs=list", "-o", "name")
+		g.Expect(err).NotTo(HaveOccurred(), errOut)
+		kinds := strings.Fields(out)
+		g.Expect(kinds).To(ContainElements("events", "secrets", "apitokens.auth.tokenwarden.io"))
+		out, errOut, err = d.kubectl("", "get", strings.Join(kinds, ","), "--all-namespaces", "-o", "json")
+		g.Expect(err).NotTo(HaveOccurred(), errOut)
+		g.Expect(json.Unmarshal([]byte(out), &list)).To(Succeed())
+	}, time.Minute, time.Second).Should(Succeed())
 
 	sources := make([]scanSource, 0, len(list.Items))
 	for _, item := range list.Items {
