@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -35,6 +36,20 @@ func benchIndex(tb testing.TB, n int) (*Index, string) {
 	return ix, target
 }
 
+// benchTokens is how many tokens the verification benchmarks index:
+// TOKENWARDEN_BENCH_TOKENS, 10,000 by default. make bench-scale compares
+// 1,000 with 100,000.
+func benchTokens(tb testing.TB) int {
+	n := 10_000
+	if v := os.Getenv("TOKENWARDEN_BENCH_TOKENS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			tb.Fatalf("TOKENWARDEN_BENCH_TOKENS=%q: want a positive count", v)
+		}
+	}
+	return n
+}
+
 // benchTeams are 100 Teams, among them the two the benchmark's tokens are
 // for, so the creator's standing is checked against a realistic table.
 func benchTeams() TeamSource {
@@ -49,7 +64,7 @@ func benchTeams() TeamSource {
 }
 
 func BenchmarkVerifyInProcess(b *testing.B) {
-	ix, value := benchIndex(b, 10_000)
+	ix, value := benchIndex(b, benchTokens(b))
 	v := &Verifier{Index: ix, Clock: clock.RealClock{}, Teams: benchTeams()}
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -67,7 +82,7 @@ func BenchmarkVerifyInProcess(b *testing.B) {
 // latency of one request. Allocations count both client and server, which
 // run in this process.
 func BenchmarkVerifyHTTP(b *testing.B) {
-	ix, value := benchIndex(b, 10_000)
+	ix, value := benchIndex(b, benchTokens(b))
 	s := &Server{
 		Verifier: &Verifier{Index: ix, Clock: clock.RealClock{}, Teams: benchTeams()},
 		// No token limit, so the loop never meets a 429; the limiter's cost
