@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
@@ -38,6 +39,28 @@ func creatorOf(tok *v1alpha1.ApiToken) string {
 	creator, err := authz.CreatorOf(got)
 	Expect(err).NotTo(HaveOccurred())
 	return creator.Username
+}
+
+// webhookCalls returns how many admission requests the webhook at path has
+// answered in this process, from controller-runtime's own counter.
+func webhookCalls(path string) float64 {
+	GinkgoHelper()
+	families, err := ctrlmetrics.Registry.Gather()
+	Expect(err).NotTo(HaveOccurred())
+	var n float64
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_webhook_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "webhook" && l.GetValue() == path {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
 }
 
 var _ = Describe("Admission", func() {
@@ -206,6 +229,28 @@ var _ = Describe("Admission", func() {
 			b.WithCreator("root")(got)
 			Expect(jane.Update(ctx, got)).To(Succeed())
 			Expect(creatorOf(tok)).To(Equal("jane"))
+		})
+
+		It("is not called for an update that cannot change its answer", func() {
+			mutate, validate := webhookCalls("/mutate-auth-tokenwarden-io-v1alpha1-apitoken"), webhookCalls("/validate-auth-tokenwarden-io-v1alpha1-apitoken")
+			// A stranger may relabel it: RBAC lets them, and neither webhook
+			// has anything to say, so kube-apiserver asks neither.
+			got := &v1alpha1.ApiToken{}
+			Expect(admin.Get(ctx, client.ObjectKeyFromObject(tok), got)).To(Succeed())
+			got.Labels = map[string]string{"team": "payments"}
+			Expect(eve.Update(ctx, got)).To(Succeed())
+			Expect(webhookCalls("/mutate-auth-tokenwarden-io-v1alpha1-apitoken")).To(Equal(mutate), "the mutating webhook was called")
+			Expect(webhookCalls("/validate-auth-tokenwarden-io-v1alpha1-apitoken")).To(Equal(validate), "the validating webhook was called")
+
+			// A change to the spec, or to the creator record, still asks both.
+			Expect(disable(jane)).To(Succeed())
+			Expect(webhookCalls("/mutate-auth-tokenwarden-io-v1alpha1-apitoken")).To(Equal(mutate), "the mutating webhook has nothing to write on a disable")
+			Expect(webhookCalls("/validate-auth-tokenwarden-io-v1alpha1-apitoken")).To(Equal(validate + 1))
+			Expect(admin.Get(ctx, client.ObjectKeyFromObject(tok), got)).To(Succeed())
+			delete(got.Annotations, v1alpha1.CreatorAnnotation)
+			Expect(eve.Update(ctx, got)).To(Succeed())
+			Expect(creatorOf(tok)).To(Equal("jane"), "the mutating webhook put the record back")
+			Expect(webhookCalls("/mutate-auth-tokenwarden-io-v1alpha1-apitoken")).To(Equal(mutate + 1))
 		})
 
 		It("refuses a delete by anyone but the creator or an admin", func() {

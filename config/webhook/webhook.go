@@ -8,3 +8,10 @@ import _ "embed"
 //
 //go:embed manifests.yaml
 var Manifests []byte
+
+// MatchConditions is match_conditions.yaml: the webhooks' matchConditions,
+// a strategic merge patch by webhook name that kustomize applies to
+// Manifests.
+//
+//go:embed match_conditions.yaml
+var MatchConditions []byte

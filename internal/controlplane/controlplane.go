@@ -187,13 +187,58 @@ func CRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	return crds, nil
 }
 
-// WebhookConfigurations parses the embedded webhook configurations.
+// WebhookConfigurations parses the embedded webhook configurations, with
+// the matchConditions kustomize patches in.
 func WebhookConfigurations() ([]*admissionregistrationv1.MutatingWebhookConfiguration, []*admissionregistrationv1.ValidatingWebhookConfiguration, error) {
+	mutating, validating, err := parseWebhookConfigurations(webhookconfig.Manifests)
+	if err != nil {
+		return nil, nil, err
+	}
+	patchMutating, patchValidating, err := parseWebhookConfigurations(webhookconfig.MatchConditions)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config/webhook/match_conditions.yaml: %w", err)
+	}
+	conditions := map[string][]admissionregistrationv1.MatchCondition{}
+	for _, c := range patchMutating {
+		for _, w := range c.Webhooks {
+			conditions[w.Name] = w.MatchConditions
+		}
+	}
+	for _, c := range patchValidating {
+		for _, w := range c.Webhooks {
+			conditions[w.Name] = w.MatchConditions
+		}
+	}
+	for _, c := range mutating {
+		for i := range c.Webhooks {
+			if mc, ok := conditions[c.Webhooks[i].Name]; ok {
+				c.Webhooks[i].MatchConditions = mc
+				delete(conditions, c.Webhooks[i].Name)
+			}
+		}
+	}
+	for _, c := range validating {
+		for i := range c.Webhooks {
+			if mc, ok := conditions[c.Webhooks[i].Name]; ok {
+				c.Webhooks[i].MatchConditions = mc
+				delete(conditions, c.Webhooks[i].Name)
+			}
+		}
+	}
+	for name := range conditions {
+		return nil, nil, fmt.Errorf("config/webhook/match_conditions.yaml names webhook %q, which manifests.yaml does not have", name)
+	}
+	return mutating, validating, nil
+}
+
+// parseWebhookConfigurations parses a YAML stream of webhook
+// configurations.
+func parseWebhookConfigurations(data []byte) ([]*admissionregistrationv1.MutatingWebhookConfiguration, []*admissionregistrationv1.ValidatingWebhookConfiguration, error) {
 	var (
 		mutating   []*admissionregistrationv1.MutatingWebhookConfiguration
 		validating []*admissionregistrationv1.ValidatingWebhookConfiguration
 	)
-	err := eachDocument(webhookconfig.Manifests, func(doc []byte) error {
+	err := eachDocument(data, func(doc []byte) error {
 		var meta struct {
 			Kind string `json:"kind"`
 		}
@@ -210,7 +255,7 @@ func WebhookConfigurations() ([]*admissionregistrationv1.MutatingWebhookConfigur
 			validating = append(validating, obj)
 			return yaml.UnmarshalStrict(doc, obj)
 		}
-		return fmt.Errorf("unexpected kind %q in config/webhook/manifests.yaml", meta.Kind)
+		return fmt.Errorf("unexpected kind %q among webhook configurations", meta.Kind)
 	})
 	return mutating, validating, err
 }
