@@ -123,6 +123,14 @@ fuzz: ## Fuzz the token parser, the header parser and the admission decision, FU
 bench: ## Run the benchmarks; writes docs/benchmarks.md and bin/bench/results.json.
 	hack/bench.sh
 
+# The scale run (issue #14): 100,000 ApiTokens through admission, 30 to 60
+# minutes on 2 cores. BENCH_SCALE_ARGS adds flags of test/bench's -scale-run
+# mode, e.g. BENCH_SCALE_ARGS="-scale-tokens 20000 -scale-namespaces 200".
+.PHONY: bench-scale
+bench-scale: controlplane ## Run the scale benchmark (100,000 ApiTokens); writes bin/bench/scale.json and its section of docs/benchmarks.md.
+	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" go run ./test/bench -scale-run \
+		-scale-results bin/bench/scale.json -scale-doc docs/benchmarks.md $(BENCH_SCALE_ARGS)
+
 ##@ Build
 
 .PHONY: build

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,12 +26,14 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	"github.com/tokenwarden/tokenwarden/internal/authz"
 	"github.com/tokenwarden/tokenwarden/test/harness"
 )
 
@@ -60,6 +63,9 @@ func main() {
 	flag.Parse()
 	// The harness's clients log nothing worth reading here.
 	ctrllog.SetLogger(logr.Discard())
+	if scaleRun {
+		scaleMain()
+	}
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -85,12 +91,15 @@ func run(ctx context.Context, o options) error {
 		}
 		return writeDoc(o.doc, res)
 	}
-	if data, err := os.ReadFile(o.verifyJSON); err == nil {
+	switch data, err := os.ReadFile(o.verifyJSON); {
+	case err != nil:
+		logf("no verification figures (%v); run hack/bench.sh for them", err)
+	case len(data) == 0: // -verify /dev/null
+		logf("no verification figures (%s is empty); run hack/bench.sh for them", o.verifyJSON)
+	default:
 		if err := json.Unmarshal(data, &res); err != nil {
 			return fmt.Errorf("%s: %w", o.verifyJSON, err)
 		}
-	} else {
-		logf("no verification figures (%v); run hack/bench.sh for them", err)
 	}
 	dir, err := os.MkdirTemp("", "tokenwarden-bench-")
 	if err != nil {
@@ -131,7 +140,7 @@ func clusterFigures(ctx context.Context, o options, dir, binary string, res resu
 		return err
 	}
 	defer func() { _ = c.Stop() }()
-	for _, ns := range []string{"bench-secrets", "bench-tokens", "bench-revoke", "bench-expiry", "bench-unrelated"} {
+	for _, ns := range []string{"bench-secrets", "bench-nowebhooks", "bench-mutating", "bench-tokens", "bench-revoke", "bench-expiry", "bench-unrelated"} {
 		if err := c.EnsureNamespace(ctx, ns); err != nil {
 			return err
 		}
@@ -149,7 +158,7 @@ func clusterFigures(ctx context.Context, o options, dir, binary string, res resu
 		time.Sleep(50 * time.Millisecond)
 	}
 	// Teams pass admission, which this operator serves.
-	bench := harness.Team("bench", []string{"bench-tokens", "bench-expiry"})
+	bench := harness.Team("bench", []string{"bench-nowebhooks", "bench-mutating", "bench-tokens", "bench-expiry"})
 	revoke := harness.Team("revoke", []string{"bench-revoke"}, "someone-else")
 	for _, team := range []*v1alpha1.Team{bench, revoke} {
 		if err := c.Admin.Create(ctx, team); err != nil {
@@ -157,59 +166,18 @@ func clusterFigures(ctx context.Context, o options, dir, binary string, res resu
 		}
 	}
 
-	// Issuance: plain Secrets, then tokens, by the same harness.
-	logf("creating %d plain Secrets", o.n)
-	start := time.Now()
-	if err := c.CreateSecrets(ctx, "bench-secrets", "plain", o.n, o.workers, 64); err != nil {
+	if err := issuance(ctx, o, c, op, res); err != nil {
 		return err
 	}
-	secretsPerSec := float64(o.n) / time.Since(start).Seconds()
 
-	logf("creating %d ApiTokens and waiting for them to be Active", o.n)
+	// Idle.
+	logf("idle for %v with %d Active tokens", o.idle, o.n)
 	before, err := c.WritesNow(ctx)
 	if err != nil {
 		return err
 	}
-	activeAt, err := watchActive(ctx, c, "bench-tokens")
-	if err != nil {
-		return err
-	}
-	start = time.Now()
-	if _, err := c.CreateTokens(ctx, "bench-tokens", "tok", "bench", o.n, o.workers); err != nil {
-		return err
-	}
-	res["issuance_created_per_sec"] = round(float64(o.n)/time.Since(start).Seconds(), 1)
-	last, err := activeAt.waitFor(o.n, 10*time.Minute)
-	if err != nil {
-		return err
-	}
-	tokensPerSec := float64(o.n) / last.Sub(start).Seconds()
-	// Trailing writes (the Team's status, batched Events) land within
-	// moments.
-	time.Sleep(5 * time.Second)
-	after, err := c.WritesNow(ctx)
-	if err != nil {
-		return err
-	}
-	writes := after.Minus(before)
-	writes["apitokens"] -= float64(o.n) // the harness's own creates
-	operatorWrites := writes.Total(func(r string) bool { return !harness.VirtualResources[r] && r != "leases" })
-	res["issuance_ratio"] = round(tokensPerSec/secretsPerSec, 3)
-	res["issuance_tokens_per_sec"] = round(tokensPerSec, 1)
-	res["issuance_secrets_per_sec"] = round(secretsPerSec, 1)
-	res["issuance_n"] = o.n
-	res["writes_per_token"] = round(operatorWrites/float64(o.n), 3)
-	res["writes_per_token_by_resource"] = perToken(writes, o.n)
-	logf("issuance: %.0f tokens/s vs %.0f Secrets/s; writes %v", tokensPerSec, secretsPerSec, writes)
-
-	// Idle.
-	logf("idle for %v with %d Active tokens", o.idle, o.n)
-	before, err = c.WritesNow(ctx)
-	if err != nil {
-		return err
-	}
 	time.Sleep(o.idle)
-	after, err = c.WritesNow(ctx)
+	after, err := c.WritesNow(ctx)
 	if err != nil {
 		return err
 	}
@@ -257,11 +225,12 @@ func clusterFigures(ctx context.Context, o options, dir, binary string, res resu
 		}
 	}
 	time.Sleep(10 * time.Second)
-	rss, err := op.RSSBytes()
+	rss, mem, err := operatorMemory(ctx, op)
 	if err != nil {
 		return err
 	}
 	res["rss_after_issuing_10k_mb"] = mb(rss)
+	memFigures(res, "after_issuing_10k", mem)
 
 	logf("restarting the operator with %d Active tokens", o.scale)
 	op.Stop()
@@ -274,22 +243,269 @@ func clusterFigures(ctx context.Context, o options, dir, binary string, res resu
 	}
 	res["startup_ready_s"] = round(took.Seconds(), 2)
 	time.Sleep(15 * time.Second)
-	if rss, err = op.RSSBytes(); err != nil {
+	if rss, mem, err = operatorMemory(ctx, op); err != nil {
 		return err
 	}
 	res["rss_10k_tokens_mb"] = mb(rss)
+	memFigures(res, "10k_tokens", mem)
 
 	logf("creating %d unrelated 32 KB Secrets", o.unrelated)
 	if err := c.CreateSecrets(ctx, "bench-unrelated", "unrelated", o.unrelated, o.workers, 32<<10); err != nil {
 		return err
 	}
 	time.Sleep(15 * time.Second)
-	grown, err := op.RSSBytes()
+	grown, grownMem, err := operatorMemory(ctx, op)
 	if err != nil {
 		return err
 	}
 	res["rss_growth_unrelated_secrets_mb"] = mb(grown - rss)
+	if mem.goMem != nil && grownMem.goMem != nil && mem.goMem.HeapLive > 0 && grownMem.goMem.HeapLive > 0 {
+		res["heap_live_growth_unrelated_secrets_mb"] = mb(grownMem.goMem.HeapLive - mem.goMem.HeapLive)
+	}
 	return nil
+}
+
+// operatorMemory reads the operator's resident set, in all and by kind,
+// and then, from its metrics endpoint, the Go runtime's account of it
+// (nil, with the reason logged, when the endpoint does not serve it).
+func operatorMemory(ctx context.Context, op *harness.Operator) (int64, *opMemory, error) {
+	rss, err := op.RSSBytes()
+	if err != nil {
+		return 0, nil, err
+	}
+	parts, err := op.RSSParts()
+	if err != nil {
+		return 0, nil, err
+	}
+	m := &opMemory{parts: parts}
+	if mem, err := op.GoMemory(ctx); err == nil {
+		m.goMem = &mem
+	} else {
+		logf("no Go memory figures: %v", err)
+	}
+	return rss, m, nil
+}
+
+// opMemory is where the operator's resident set goes.
+type opMemory struct {
+	parts harness.RSSParts
+	goMem *harness.GoMemory
+}
+
+// memFigures records the resident set by kind and the Go runtime's memory
+// figures, the keys ending in _<at>_mb.
+func memFigures(res results, at string, m *opMemory) {
+	res["rss_anon_"+at+"_mb"] = mb(m.parts.Anon)
+	res["rss_file_"+at+"_mb"] = mb(m.parts.File)
+	g := m.goMem
+	if g == nil {
+		return
+	}
+	res["heap_"+at+"_mb"] = mb(g.HeapAlloc)
+	if g.HeapLive > 0 {
+		res["heap_live_"+at+"_mb"] = mb(g.HeapLive)
+	}
+	res["heap_inuse_"+at+"_mb"] = mb(g.HeapInuse)
+	res["heap_idle_unreleased_"+at+"_mb"] = mb(g.HeapIdleUnreleased)
+	res["stacks_"+at+"_mb"] = mb(g.StackInuse)
+	res["go_sys_"+at+"_mb"] = mb(g.Sys)
+}
+
+// issuance measures issuing a token part by part, N of each: plain
+// Secrets created (the API server's own pace, no admission), ApiTokens
+// created with no admission webhook registered, with the mutating one only,
+// with both, and the rate at which the operator turns the last of them
+// Active. It also counts the writes the last issuance took.
+func issuance(ctx context.Context, o options, c *harness.Cluster, op *harness.Operator, res results) error {
+	logf("issuance: creating %d plain Secrets", o.n)
+	start := time.Now()
+	if err := c.CreateSecrets(ctx, "bench-secrets", "plain", o.n, o.workers, 64); err != nil {
+		return err
+	}
+	secretsPerSec := float64(o.n) / time.Since(start).Seconds()
+
+	// Without the mutating webhook nobody records the creator; the harness
+	// stamps what the webhook would have, so that the operator issues
+	// these tokens as it does the others and its work beside the creates
+	// is the same in every part.
+	creator, err := authz.CreatorAnnotationValue(&v1alpha1.UserIdentity{Username: harness.Owner})
+	if err != nil {
+		return err
+	}
+	stamp := func(t *v1alpha1.ApiToken) {
+		t.Annotations = map[string]string{v1alpha1.CreatorAnnotation: creator}
+	}
+	noWebhooks, err := createPart(ctx, o, c, harness.Admission{}, "bench-nowebhooks", stamp)
+	if err != nil {
+		return err
+	}
+	mutatingOnly, err := createPart(ctx, o, c, harness.Admission{Mutating: true}, "bench-mutating")
+	if err != nil {
+		return err
+	}
+	if err := c.SetAdmission(ctx, harness.Admission{Mutating: true, Validating: true}, time.Minute); err != nil {
+		return err
+	}
+	// Nothing of the parts before may load this one or count in its writes.
+	waitQuiet(ctx, c)
+
+	logf("issuance: creating %d ApiTokens through both webhooks and waiting for them to be Active", o.n)
+	before, err := c.WritesNow(ctx)
+	if err != nil {
+		return err
+	}
+	activeAt, err := watchActive(ctx, c, "bench-tokens")
+	if err != nil {
+		return err
+	}
+	calls, handled, err := webhookTimes(ctx, c, op)
+	if err != nil {
+		return err
+	}
+	start = time.Now()
+	if _, err := c.CreateTokens(ctx, "bench-tokens", "tok", "bench", o.n, o.workers); err != nil {
+		return err
+	}
+	createdPerSec := float64(o.n) / time.Since(start).Seconds()
+	callsAfter, handledAfter, err := webhookTimes(ctx, c, op)
+	if err != nil {
+		return err
+	}
+	// Per webhook call during the creates: as the API server timed it, and
+	// as the operator's webhook server timed its handling.
+	for _, w := range []struct{ name, webhook, path string }{
+		{"mutating", "mapitoken.auth.tokenwarden.io", "/mutate-auth-tokenwarden-io-v1alpha1-apitoken"},
+		{"validating", "vapitoken.auth.tokenwarden.io", "/validate-auth-tokenwarden-io-v1alpha1-apitoken"},
+	} {
+		if n := callsAfter[w.webhook].Count - calls[w.webhook].Count; n > 0 {
+			res["issuance_"+w.name+"_call_ms"] = round((callsAfter[w.webhook].Seconds-calls[w.webhook].Seconds)/n*1000, 2)
+		}
+		sum := fmt.Sprintf("controller_runtime_webhook_latency_seconds_sum{webhook=%q}", w.path)
+		count := fmt.Sprintf("controller_runtime_webhook_latency_seconds_count{webhook=%q}", w.path)
+		if n := handledAfter[count] - handled[count]; n > 0 {
+			res["issuance_"+w.name+"_handler_ms"] = round((handledAfter[sum]-handled[sum])/n*1000, 2)
+		}
+	}
+	last, err := activeAt.waitFor(o.n, 10*time.Minute)
+	if err != nil {
+		return err
+	}
+	tokensPerSec := float64(o.n) / last.Sub(start).Seconds()
+	// Trailing writes (the Team's status, batched Events) land within
+	// moments.
+	time.Sleep(5 * time.Second)
+	after, err := c.WritesNow(ctx)
+	if err != nil {
+		return err
+	}
+	writes := after.Minus(before)
+	writes["apitokens"] -= float64(o.n) // the harness's own creates
+	objectWrites := writes.Total(func(r string) bool {
+		return !harness.VirtualResources[r] && r != "leases" && r != "events"
+	})
+	res["issuance_n"] = o.n
+	res["issuance_secrets_per_sec"] = round(secretsPerSec, 1)
+	res["issuance_tokens_no_webhooks_per_sec"] = round(noWebhooks, 1)
+	res["issuance_tokens_mutating_only_per_sec"] = round(mutatingOnly, 1)
+	res["issuance_created_per_sec"] = round(createdPerSec, 1)
+	res["issuance_tokens_per_sec"] = round(tokensPerSec, 1)
+	res["issuance_admission_ratio"] = round(createdPerSec/noWebhooks, 3)
+	res["issuance_active_ratio"] = round(tokensPerSec/createdPerSec, 3)
+	res["issuance_ratio"] = round(tokensPerSec/secretsPerSec, 3)
+	res["writes_per_token"] = round(objectWrites/float64(o.n), 3)
+	res["events_per_token"] = round(writes["events"]/float64(o.n), 3)
+	res["writes_per_token_by_resource"] = perToken(writes, o.n)
+	logf("issuance: Secrets %.0f/s; ApiTokens created %.0f/s without webhooks, %.0f/s with the mutating one, %.0f/s with both; Active %.0f/s; writes %v",
+		secretsPerSec, noWebhooks, mutatingOnly, createdPerSec, tokensPerSec, writes)
+	return nil
+}
+
+// webhookTimes reads the API server's admission webhook calls and the
+// operator's webhook handling times so far.
+func webhookTimes(ctx context.Context, c *harness.Cluster, op *harness.Operator) (map[string]harness.WebhookCalls, map[string]float64, error) {
+	calls, err := c.WebhookCallsNow(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	handled, err := op.Samples(ctx, "controller_runtime_webhook_latency_seconds_sum", "controller_runtime_webhook_latency_seconds_count")
+	return calls, handled, err
+}
+
+// createPart creates N tokens in ns with the API server calling the
+// webhooks adm names, and returns how many it created per second. The
+// operator issues them meanwhile; once it has, they and their Secrets are
+// deleted, so that nothing of this part loads the next.
+func createPart(ctx context.Context, o options, c *harness.Cluster, adm harness.Admission, ns string, change ...func(*v1alpha1.ApiToken)) (float64, error) {
+	if err := c.SetAdmission(ctx, adm, time.Minute); err != nil {
+		return 0, err
+	}
+	waitQuiet(ctx, c)
+	logf("issuance: creating %d ApiTokens (%v)", o.n, adm)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	active, err := watchActive(wctx, c, ns)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if _, err := c.CreateTokens(ctx, ns, "tok", "bench", o.n, o.workers, change...); err != nil {
+		return 0, err
+	}
+	perSec := float64(o.n) / time.Since(start).Seconds()
+	if _, err := active.waitFor(o.n, 10*time.Minute); err != nil {
+		return 0, err
+	}
+	cancel()
+	if err := c.Admin.DeleteAllOf(ctx, &v1alpha1.ApiToken{}, client.InNamespace(ns)); err != nil {
+		return 0, err
+	}
+	if err := waitGone(ctx, c, &v1alpha1.ApiTokenList{}, client.InNamespace(ns)); err != nil {
+		return 0, err
+	}
+	// No garbage collector runs here: the Secrets go by hand.
+	if err := c.Admin.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(ns), harness.ManagedSecrets); err != nil {
+		return 0, err
+	}
+	if err := waitGone(ctx, c, &corev1.SecretList{}, client.InNamespace(ns), harness.ManagedSecrets); err != nil {
+		return 0, err
+	}
+	return perSec, nil
+}
+
+// waitGone waits until list is empty.
+func waitGone(ctx context.Context, c *harness.Cluster, list client.ObjectList, opts ...client.ListOption) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if err := c.Admin.List(ctx, list, opts...); err != nil {
+			return err
+		}
+		if apimeta.LenList(list) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d objects still there a minute after their deletion", apimeta.LenList(list))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitQuiet waits, for at most 30 s, until the API server counts no write
+// but Lease renewals for 2 s.
+func waitQuiet(ctx context.Context, c *harness.Cluster) {
+	deadline := time.Now().Add(30 * time.Second)
+	prev, err := c.WritesNow(ctx)
+	for err == nil && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Second)
+		var now harness.Writes
+		if now, err = c.WritesNow(ctx); err != nil {
+			break
+		}
+		if now.Minus(prev).Total(func(r string) bool { return !harness.VirtualResources[r] && r != "leases" }) == 0 {
+			return
+		}
+		prev = now
+	}
+	logf("the API server was still written to after 30 s (%v); going on", err)
 }
 
 // revocation takes the owner off a Team with o.revoke tokens and measures,
@@ -316,49 +532,59 @@ func revocation(ctx context.Context, o options, c *harness.Cluster, op *harness.
 		return err
 	}
 
-	// Each worker polls its share of the tokens in a loop, each token from
-	// an address of its own (so one token's refusal does not spend another's
-	// failure budget), and records when each was first refused. A token's
-	// time is therefore an upper bound: the refusal happened at most one
-	// loop of its worker earlier.
+	// Each poller owns every 16th token and verifies each of its tokens in
+	// turn, each from an address of its own (so one token's refusal does
+	// not spend another's failure budget), in a new random order every
+	// pass, and drops a token once it is refused. For each token it
+	// records when the last request answered 200 was sent and when the
+	// first refusal arrived: the refusal happened in between.
 	const workers = 16
+	// A pass takes at least minPass, so that no token is asked about more
+	// often than its request budget allows (100 a second).
+	const minPass = 10 * time.Millisecond
 	refusedAt := make([]time.Time, len(names))
-	// lastOK is when the last request answered 200 was sent: the refusal
-	// happened after it, which bounds each token's time from below.
 	lastOK := make([]time.Time, len(names))
+	addrs := make([]string, len(names))
+	for i := range names {
+		addrs[i] = fmt.Sprintf("10.200.%d.%d", i>>8, i&0xff)
+	}
 	var t0 atomic.Pointer[time.Time]
-	var pending atomic.Int64
+	var pending, unexpected atomic.Int64
 	pending.Store(int64(len(names)))
 	var wg sync.WaitGroup
-	var unexpected atomic.Int64
 	deadline := time.Now().Add(time.Minute)
 	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for pending.Load() > 0 && time.Now().Before(deadline) {
-				for i := w; i < len(names); i += workers {
-					if !refusedAt[i].IsZero() {
-						continue
-					}
+			var mine []int
+			for i := w; i < len(names); i += workers {
+				mine = append(mine, i)
+			}
+			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
+			for len(mine) > 0 && time.Now().Before(deadline) {
+				pass := time.Now()
+				rng.Shuffle(len(mine), func(a, b int) { mine[a], mine[b] = mine[b], mine[a] })
+				left := mine[:0]
+				for _, i := range mine {
 					sent := time.Now()
-					code, reason, err := op.Verify(ctx, values[names[i]], fmt.Sprintf("10.200.%d.%d", i>>8, i&0xff))
-					if err != nil {
+					code, reason, err := op.Verify(ctx, values[names[i]], addrs[i])
+					switch {
+					case err != nil:
 						unexpected.Add(1)
-						continue
-					}
-					if code == http.StatusOK {
+					case code == http.StatusOK:
 						lastOK[i] = sent
-						continue
-					}
-					if t0.Load() == nil || reason != "Invalidated" {
+					case t0.Load() == nil || reason != "Invalidated":
 						unexpected.Add(1)
+					default:
+						refusedAt[i] = time.Now()
+						pending.Add(-1)
 						continue
 					}
-					refusedAt[i] = time.Now()
-					pending.Add(-1)
+					left = append(left, i)
 				}
-				time.Sleep(5 * time.Millisecond)
+				mine = left
+				time.Sleep(minPass - time.Since(pass))
 			}
 		}()
 	}
@@ -379,27 +605,54 @@ func revocation(ctx context.Context, o options, c *harness.Cluster, op *harness.
 	}
 	patched := time.Since(now)
 	wg.Wait()
-	var lat, lower []float64
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	var upper, lower, resolution []float64
+	swapAtLeast, swapAtMost := math.Inf(-1), math.Inf(1)
 	for i, at := range refusedAt {
 		if at.IsZero() {
 			return fmt.Errorf("revocation: %d tokens still verify a minute after their owner's removal", pending.Load())
 		}
-		lat = append(lat, float64(at.Sub(now).Microseconds())/1000)
-		lower = append(lower, max(0, float64(lastOK[i].Sub(now).Microseconds())/1000))
+		// A 200 sent before the patch says nothing the patch does not.
+		lo := max(0, ms(lastOK[i].Sub(now)))
+		hi := ms(at.Sub(now))
+		upper = append(upper, hi)
+		lower = append(lower, lo)
+		resolution = append(resolution, hi-lo)
+		swapAtLeast, swapAtMost = max(swapAtLeast, lo), min(swapAtMost, hi)
 	}
 	all, err := invalidated.waitFor(o.revoke, 5*time.Minute)
 	if err != nil {
 		return err
 	}
-	res["revocation_ms_p99"] = round(percentile(lat, 99), 1)
-	res["revocation_ms_p99_lower_bound"] = round(percentile(lower, 99), 1)
-	res["revocation_ms_p50"] = round(percentile(lat, 50), 1)
-	res["revocation_ms_max"] = round(percentile(lat, 100), 1)
+	var status []float64
+	invalidated.mu.Lock()
+	for _, at := range invalidated.seen {
+		status = append(status, ms(at.Sub(now)))
+	}
+	invalidated.mu.Unlock()
 	res["revocation_tokens"] = o.revoke
-	res["revocation_patch_ms"] = round(float64(patched.Microseconds())/1000, 1)
+	res["revocation_ms_p50"] = round(percentile(upper, 50), 1)
+	res["revocation_ms_p99"] = round(percentile(upper, 99), 1)
+	res["revocation_ms_max"] = round(percentile(upper, 100), 1)
+	res["revocation_ms_p50_lower_bound"] = round(percentile(lower, 50), 1)
+	res["revocation_ms_p99_lower_bound"] = round(percentile(lower, 99), 1)
+	res["revocation_ms_max_lower_bound"] = round(percentile(lower, 100), 1)
+	res["revocation_resolution_ms_p50"] = round(percentile(resolution, 50), 1)
+	res["revocation_resolution_ms_max"] = round(percentile(resolution, 100), 1)
+	// If every token was refused at one instant (one Team table replaced
+	// them all), that instant is after every lower bound and before every
+	// upper bound.
+	res["revocation_one_instant_ms_from"] = round(swapAtLeast, 1)
+	res["revocation_one_instant_ms_to"] = round(swapAtMost, 1)
+	res["revocation_patch_ms"] = round(ms(patched), 1)
 	res["revocation_unexpected_answers"] = unexpected.Load()
+	res["revocation_status_ms_p50"] = round(percentile(status, 50), 1)
+	res["revocation_status_ms_p99"] = round(percentile(status, 99), 1)
+	res["revocation_status_ms_max"] = round(percentile(status, 100), 1)
 	res["invalidation_all_phase_s"] = round(all.Sub(now).Seconds(), 2)
-	logf("revocation: p50 %.1f ms, p99 %.1f ms; all Invalidated after %v", percentile(lat, 50), percentile(lat, 99), all.Sub(now))
+	logf("revocation: refused after p50 %.1f, p99 %.1f, max %.1f ms (lower bounds p50 %.1f, p99 %.1f, max %.1f ms; resolution p50 %.1f, max %.1f ms); status Invalidated p50 %.1f, max %.1f ms",
+		percentile(upper, 50), percentile(upper, 99), percentile(upper, 100), percentile(lower, 50), percentile(lower, 99), percentile(lower, 100),
+		percentile(resolution, 50), percentile(resolution, 100), percentile(status, 50), percentile(status, 100))
 	return nil
 }
 

@@ -15,16 +15,19 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/internal/controlplane"
 )
 
@@ -57,6 +60,10 @@ type Cluster struct {
 
 	env *envtest.Environment
 	dir string
+	// removed holds the webhook configurations SetAdmission took away,
+	// to put back.
+	removedMutating   []admissionregistrationv1.MutatingWebhookConfiguration
+	removedValidating []admissionregistrationv1.ValidatingWebhookConfiguration
 }
 
 // StartCluster starts a control plane keeping its files in dir. With
@@ -170,6 +177,110 @@ func (c *Cluster) EnsureNamespace(ctx context.Context, name string) error {
 	return nil
 }
 
+// Admission says which of the operator's admission webhooks the API server
+// calls for ApiTokens: the mutating one, which stamps the creator, and the
+// validating ones (ApiTokens and Teams, one configuration).
+type Admission struct{ Mutating, Validating bool }
+
+func (a Admission) String() string {
+	return fmt.Sprintf("mutating %v, validating %v", a.Mutating, a.Validating)
+}
+
+// probeTeam names no Team: the validating webhook refuses any token of it.
+const probeTeam = "harness-admission-probe"
+
+// AdmissionNow finds out which webhooks the API server calls, from a
+// dry-run create of a token as Owner (webhooks are called for dry runs; the
+// API server stores nothing and counts no write): the mutating webhook
+// stamps the creator into what the API server answers, the validating
+// webhook refuses the token (its Team does not exist), and names the
+// missing creator among its reasons when the mutating webhook was not
+// called.
+func (c *Cluster) AdmissionNow(ctx context.Context) (Admission, error) {
+	tok := &v1alpha1.ApiToken{
+		ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceDefault, Name: probeTeam},
+		Spec:       v1alpha1.ApiTokenSpec{Type: v1alpha1.TeamTokenType, Teams: []string{probeTeam}},
+	}
+	err := c.AsOwner.Create(ctx, tok, client.DryRunAll)
+	switch {
+	case err == nil:
+		_, stamped := tok.Annotations[v1alpha1.CreatorAnnotation]
+		return Admission{Mutating: stamped}, nil
+	case apierrors.IsInvalid(err):
+		return Admission{Validating: true, Mutating: !strings.Contains(err.Error(), "the mutating webhook sets it")}, nil
+	}
+	return Admission{}, err
+}
+
+// SetAdmission removes the webhook configurations the API server should not
+// call and puts back those SetAdmission removed before that it should,
+// then waits until AdmissionNow says the API server applies exactly want.
+// The operator must be serving admission for the webhooks want keeps.
+func (c *Cluster) SetAdmission(ctx context.Context, want Admission, timeout time.Duration) error {
+	if want.Mutating {
+		for _, cfg := range c.removedMutating {
+			fresh := &admissionregistrationv1.MutatingWebhookConfiguration{
+				ObjectMeta: metav1.ObjectMeta{Name: cfg.Name, Labels: cfg.Labels, Annotations: cfg.Annotations},
+				Webhooks:   cfg.Webhooks,
+			}
+			if err := c.Admin.Create(ctx, fresh); err != nil {
+				return err
+			}
+		}
+		c.removedMutating = nil
+	} else {
+		list := &admissionregistrationv1.MutatingWebhookConfigurationList{}
+		if err := c.Admin.List(ctx, list); err != nil {
+			return err
+		}
+		for i := range list.Items {
+			if err := c.Admin.Delete(ctx, &list.Items[i]); err != nil {
+				return err
+			}
+			c.removedMutating = append(c.removedMutating, list.Items[i])
+		}
+	}
+	if want.Validating {
+		for _, cfg := range c.removedValidating {
+			fresh := &admissionregistrationv1.ValidatingWebhookConfiguration{
+				ObjectMeta: metav1.ObjectMeta{Name: cfg.Name, Labels: cfg.Labels, Annotations: cfg.Annotations},
+				Webhooks:   cfg.Webhooks,
+			}
+			if err := c.Admin.Create(ctx, fresh); err != nil {
+				return err
+			}
+		}
+		c.removedValidating = nil
+	} else {
+		list := &admissionregistrationv1.ValidatingWebhookConfigurationList{}
+		if err := c.Admin.List(ctx, list); err != nil {
+			return err
+		}
+		for i := range list.Items {
+			if err := c.Admin.Delete(ctx, &list.Items[i]); err != nil {
+				return err
+			}
+			c.removedValidating = append(c.removedValidating, list.Items[i])
+		}
+	}
+	// The API server applies configuration changes from a watch of its
+	// own, a moment later.
+	deadline := time.Now().Add(timeout)
+	for {
+		got, err := c.AdmissionNow(ctx)
+		if err == nil && got == want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return fmt.Errorf("admission not %v after %v: %w", want, timeout, err)
+			}
+			return fmt.Errorf("admission not %v after %v: %v", want, timeout, got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Writes are the API server's write requests so far (apiserver_request_total
 // with a mutating verb), by "resource[/subresource]". They count every
 // client, so a measurement subtracts what the harness itself wrote.
@@ -209,13 +320,63 @@ var VirtualResources = map[string]bool{
 	"selfsubjectreviews": true, "localsubjectaccessreviews": true, "selfsubjectrulesreviews": true,
 }
 
-// WritesNow reads the API server's metrics.
-func (c *Cluster) WritesNow(ctx context.Context) (Writes, error) {
+// metrics reads the API server's metrics.
+func (c *Cluster) metrics(ctx context.Context) ([]byte, error) {
 	clientset, err := kubernetes.NewForConfig(c.Config)
 	if err != nil {
 		return nil, err
 	}
-	body, err := clientset.RESTClient().Get().AbsPath("/metrics").Do(ctx).Raw()
+	return clientset.RESTClient().Get().AbsPath("/metrics").Do(ctx).Raw()
+}
+
+// WebhookCalls are the API server's calls to one admission webhook so far:
+// how many, and how long they took in all, as the API server timed them
+// (apiserver_admission_webhook_admission_duration_seconds, from before the
+// request left to the answer decoded).
+type WebhookCalls struct{ Count, Seconds float64 }
+
+var webhookDuration = regexp.MustCompile(`^apiserver_admission_webhook_admission_duration_seconds_(sum|count)\{(.*)\} ([0-9.e+]+)$`)
+
+// WebhookCallsNow reads the API server's admission webhook calls so far, by
+// webhook name (e.g. mapitoken.auth.tokenwarden.io), over every operation
+// and outcome, dry runs included.
+func (c *Cluster) WebhookCallsNow(ctx context.Context) (map[string]WebhookCalls, error) {
+	body, err := c.metrics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	calls := map[string]WebhookCalls{}
+	scanner := bufio.NewScanner(strings.NewReader(string(body)))
+	scanner.Buffer(make([]byte, 1<<20), 1<<20)
+	for scanner.Scan() {
+		m := webhookDuration.FindStringSubmatch(scanner.Text())
+		if m == nil {
+			continue
+		}
+		name := ""
+		for _, l := range label.FindAllStringSubmatch(m[2], -1) {
+			if l[1] == "name" {
+				name = l[2]
+			}
+		}
+		n, err := strconv.ParseFloat(m[3], 64)
+		if err != nil {
+			return nil, err
+		}
+		wc := calls[name]
+		if m[1] == "sum" {
+			wc.Seconds += n
+		} else {
+			wc.Count += n
+		}
+		calls[name] = wc
+	}
+	return calls, scanner.Err()
+}
+
+// WritesNow reads the API server's metrics.
+func (c *Cluster) WritesNow(ctx context.Context) (Writes, error) {
+	body, err := c.metrics(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -235,35 +235,115 @@ func (op *Operator) IsLeader(ctx context.Context) (bool, error) {
 
 // Metric returns the sum of a metric's samples from the metrics endpoint.
 func (op *Operator) Metric(ctx context.Context, name string) (float64, error) {
+	values, err := op.Metrics(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	v, ok := values[name]
+	if !ok {
+		return 0, errors.New("no metric " + name)
+	}
+	return v, nil
+}
+
+// Metrics reads the metrics endpoint once and returns the sum of each
+// named metric's samples; a metric the endpoint does not serve is absent.
+func (op *Operator) Metrics(ctx context.Context, names ...string) (map[string]float64, error) {
+	samples, err := op.Samples(ctx, names...)
+	if err != nil {
+		return nil, err
+	}
+	values := map[string]float64{}
+	for series, v := range samples {
+		name, _, _ := strings.Cut(series, "{")
+		values[name] += v
+	}
+	return values, nil
+}
+
+// Samples reads the metrics endpoint once and returns every sample of the
+// named metrics, by series as the endpoint writes it (name{labels}).
+func (op *Operator) Samples(ctx context.Context, names ...string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, op.MetricsURL, nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer func() { _ = resp.Body.Close() }()
-	var sum float64
-	found := false
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	samples := map[string]float64{}
 	scanner := bufio.NewScanner(resp.Body)
 	scanner.Buffer(make([]byte, 1<<20), 1<<20)
 	for scanner.Scan() {
 		line := scanner.Text()
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+		cut := strings.LastIndexByte(line, ' ')
+		if cut < 0 || strings.HasPrefix(line, "#") {
 			continue
 		}
-		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err != nil {
-			return 0, err
+		series := line[:cut]
+		name, _, _ := strings.Cut(series, "{")
+		if !want[name] {
+			continue
 		}
-		sum += v
-		found = true
+		v, err := strconv.ParseFloat(line[cut+1:], 64)
+		if err != nil {
+			return nil, err
+		}
+		samples[series] += v
 	}
-	if !found {
-		return 0, errors.New("no metric " + name)
+	return samples, scanner.Err()
+}
+
+// GoMemory is the Go runtime's own account of the process's memory, from
+// the go_* series controller-runtime registers on the metrics endpoint.
+type GoMemory struct {
+	// HeapLive is the heap the last garbage collection found reachable
+	// (go_gc_heap_live_bytes); 0 when the endpoint does not serve it.
+	HeapLive int64
+	// HeapAlloc is the heap in allocated objects: the live ones and those
+	// not yet swept (go_memstats_heap_alloc_bytes).
+	HeapAlloc int64
+	// HeapInuse is the heap in spans holding at least one object
+	// (go_memstats_heap_inuse_bytes).
+	HeapInuse int64
+	// HeapIdleUnreleased is the heap in empty spans not yet returned to
+	// the OS (go_memstats_heap_idle_bytes - go_memstats_heap_released_bytes):
+	// resident until the scavenger returns it.
+	HeapIdleUnreleased int64
+	// StackInuse is the goroutine stacks (go_memstats_stack_inuse_bytes).
+	StackInuse int64
+	// Sys is all the memory the runtime obtained from the OS
+	// (go_memstats_sys_bytes), resident or not.
+	Sys int64
+}
+
+// GoMemory reads the runtime's memory figures in one scrape.
+func (op *Operator) GoMemory(ctx context.Context) (GoMemory, error) {
+	names := []string{"go_gc_heap_live_bytes", "go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes",
+		"go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes"}
+	v, err := op.Metrics(ctx, names...)
+	if err != nil {
+		return GoMemory{}, err
 	}
-	return sum, scanner.Err()
+	for _, n := range names[1:] {
+		if _, ok := v[n]; !ok {
+			return GoMemory{}, fmt.Errorf("the metrics endpoint of %s serves no %s", op.Name, n)
+		}
+	}
+	return GoMemory{
+		HeapLive:           int64(v["go_gc_heap_live_bytes"]),
+		HeapAlloc:          int64(v["go_memstats_heap_alloc_bytes"]),
+		HeapInuse:          int64(v["go_memstats_heap_inuse_bytes"]),
+		HeapIdleUnreleased: int64(v["go_memstats_heap_idle_bytes"] - v["go_memstats_heap_released_bytes"]),
+		StackInuse:         int64(v["go_memstats_stack_inuse_bytes"]),
+		Sys:                int64(v["go_memstats_sys_bytes"]),
+	}, nil
 }
 
 // RSSBytes is the process's resident set size.
@@ -279,6 +359,49 @@ func (op *Operator) RSSBytes() (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmRSS")
+}
+
+// RSSParts is the resident set by kind, from /proc/<pid>/status.
+type RSSParts struct {
+	// Anon is anonymous memory: the Go heap, stacks and the runtime's own
+	// (RssAnon).
+	Anon int64
+	// File is pages mapped from files, the binary's code and data above
+	// all (RssFile).
+	File int64
+	// Shmem is shared memory (RssShmem).
+	Shmem int64
+}
+
+// RSSParts reads the resident set by kind.
+func (op *Operator) RSSParts() (RSSParts, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", op.PID()))
+	if err != nil {
+		return RSSParts{}, err
+	}
+	var p RSSParts
+	fields := map[string]*int64{"RssAnon:": &p.Anon, "RssFile:": &p.File, "RssShmem:": &p.Shmem}
+	found := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		key, rest, ok := strings.Cut(line, "\t")
+		if !ok {
+			key, rest, _ = strings.Cut(line, " ")
+		}
+		dst, ok := fields[key]
+		if !ok {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+		if err != nil {
+			return RSSParts{}, err
+		}
+		*dst = kb * 1024
+		found++
+	}
+	if found != len(fields) {
+		return RSSParts{}, errors.New("no RssAnon, RssFile or RssShmem")
+	}
+	return p, nil
 }
 
 // freePorts reserves n loopback ports and releases them for the operator.
