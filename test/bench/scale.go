@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -33,22 +34,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"testing"
 	"time"
 
-	"golang.org/x/time/rate"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
-	"github.com/tokenwarden/tokenwarden/internal/builder"
-	"github.com/tokenwarden/tokenwarden/internal/token"
 	"github.com/tokenwarden/tokenwarden/internal/verify"
 	"github.com/tokenwarden/tokenwarden/test/harness"
 )
@@ -67,6 +62,7 @@ type scaleOptions struct {
 	verifyTime                  time.Duration
 	benchCount                  int
 	benchTime                   time.Duration
+	verifyTest                  string
 }
 
 var (
@@ -94,6 +90,7 @@ func init() {
 	flag.DurationVar(&scaleOpt.verifyTime, "scale-verify-time", 5*time.Second, "Scale run: length of one round of the live /verify measurement.")
 	flag.IntVar(&scaleOpt.benchCount, "scale-bench-count", 3, "Scale run: rounds of the in-process verification benchmarks (the median counts).")
 	flag.DurationVar(&scaleOpt.benchTime, "scale-bench-time", time.Second, "Scale run: length of one in-process benchmark.")
+	flag.StringVar(&scaleOpt.verifyTest, "scale-verify-test", "bin/bench/verify.test", "Scale run: internal/verify's compiled tests (go test -c), whose benchmarks are make bench's.")
 }
 
 // scaleMain runs the scale benchmark and exits; main calls it when
@@ -616,13 +613,13 @@ func (s *scaleState) verifyAtScale(ctx context.Context) error {
 	}
 	res := s.res
 	lv.record(res, "scale_verify_live_full")
-	base, _ := scaleNumber(res["scale_verify_live_baseline_rps"])
-	baseBare, _ := scaleNumber(res["scale_verify_live_baseline_bare_rps"])
+	base, _ := number(res["scale_verify_live_baseline_rps"])
+	baseBare, _ := number(res["scale_verify_live_baseline_bare_rps"])
 	if base > 0 && baseBare > 0 && lv.bareRPS > 0 {
 		res["scale_verify_live_raw_ratio"] = round(lv.rps/base, 3)
 		res["scale_verify_live_ratio"] = round((lv.rps/lv.bareRPS)/(base/baseBare), 3)
 	}
-	if p99, _ := scaleNumber(res["scale_verify_live_baseline_p99_ms"]); p99 > 0 {
+	if p99, _ := number(res["scale_verify_live_baseline_p99_ms"]); p99 > 0 {
 		res["scale_verify_live_p99_ratio"] = round(lv.p99/p99, 3)
 	}
 	return nil
@@ -1198,52 +1195,36 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// inProcess runs make bench's verification benchmarks (internal/verify's
-// BenchmarkVerifyInProcess, BenchmarkVerifyHTTP and BenchmarkBareHTTP,
-// which index a fixed 10,000 tokens) with an index of -scale-baseline and
-// of -scale-tokens tokens, interleaved, -scale-bench-count times each.
-// The setup is theirs, copied: the same token options, Teams and server.
+// inProcess runs make bench's verification benchmarks from the compiled
+// internal/verify test binary (-scale-verify-test, which make bench-scale
+// builds): BenchmarkVerifyInProcess, BenchmarkVerifyHTTP and
+// BenchmarkBareHTTP, with an index of -scale-baseline and of -scale-tokens
+// tokens (TOKENWARDEN_BENCH_TOKENS), interleaved, -scale-bench-count times
+// each, so both sizes meet the same moments of this shared machine.
 func (s *scaleState) inProcess() error {
-	small, smallValue := scaleIndex(s.o.baseline)
-	large, largeValue := scaleIndex(s.o.tokens)
-	teams := scaleTeams()
-	_, bareValue := scaleIndex(1)
 	type figure struct{ inproc, http, bare []float64 }
 	var fs, fl figure
 	var allocs []float64
 	logf("scale: in-process verification with %d and %d tokens, %d × %v each", s.o.baseline, s.o.tokens, s.o.benchCount, s.o.benchTime)
 	for range s.o.benchCount {
 		for _, size := range []struct {
-			ix    *verify.Index
-			value string
-			f     *figure
-		}{{small, smallValue, &fs}, {large, largeValue, &fl}} {
-			r := s.benchmark(true, func(b *testing.B) {
-				v := &verify.Verifier{Index: size.ix, Clock: clock.RealClock{}, Teams: teams}
-				ctx := context.Background()
-				b.ReportAllocs()
-				for b.Loop() {
-					if _, reason := v.Verify(ctx, size.value); reason != "" {
-						b.Fatal(reason)
-					}
-				}
-			})
-			size.f.inproc = append(size.f.inproc, float64(r.NsPerOp()))
+			n int
+			f *figure
+		}{{s.o.baseline, &fs}, {s.o.tokens, &fl}} {
+			inproc, err := s.goBench(size.n, []string{"VerifyInProcess"}, "-test.cpu", "1")
+			if err != nil {
+				return err
+			}
+			pair, err := s.goBench(size.n, []string{"VerifyHTTP", "BareHTTP"})
+			if err != nil {
+				return err
+			}
+			size.f.inproc = append(size.f.inproc, inproc["BenchmarkVerifyInProcess"]["ns/op"])
+			size.f.http = append(size.f.http, pair["BenchmarkVerifyHTTP"]["ns/op"])
+			size.f.bare = append(size.f.bare, pair["BenchmarkBareHTTP"]["ns/op"])
 			if size.f == &fl {
-				allocs = append(allocs, float64(r.AllocsPerOp()))
+				allocs = append(allocs, inproc["BenchmarkVerifyInProcess"]["allocs/op"])
 			}
-			srv := &verify.Server{
-				Verifier: &verify.Verifier{Index: size.ix, Clock: clock.RealClock{}, Teams: teams},
-				Limiter:  verify.NewLimiter(verify.Limits{RequestsPerToken: rate.Inf}, nil),
-				LastUsed: verify.NewLastUsed(),
-			}
-			size.f.http = append(size.f.http, float64(s.benchmark(false, scaleHTTP(srv.Handler(), size.value)).NsPerOp()))
-			body := []byte(`{"user":"tokenwarden:ns:tok-0:uid-tok-0","name":"tok-0","namespace":"ns","type":"Team"}` + "\n")
-			bare := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				_, _ = w.Write(body)
-			})
-			size.f.bare = append(size.f.bare, float64(s.benchmark(false, scaleHTTP(bare, bareValue)).NsPerOp()))
 		}
 	}
 	med := func(v []float64) float64 { return percentile(v, 50) }
@@ -1263,93 +1244,39 @@ func (s *scaleState) inProcess() error {
 	return nil
 }
 
-// benchmark runs fn as `go test -bench -benchtime` would, on one core
-// (bench.sh's -cpu 1) when oneCore.
-func (s *scaleState) benchmark(oneCore bool, fn func(*testing.B)) testing.BenchmarkResult {
-	if oneCore {
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+// goBench runs the named benchmarks (Benchmark<name>) of the verify test
+// binary, in that order, with an index of n tokens, once for
+// -scale-bench-time, and returns each one's figures by unit ("ns/op",
+// "allocs/op", ...).
+func (s *scaleState) goBench(n int, names []string, args ...string) (map[string]map[string]float64, error) {
+	pattern := "^Benchmark(" + strings.Join(names, "|") + ")$"
+	cmd := exec.Command(s.o.verifyTest, append([]string{"-test.run", "^$", "-test.bench", pattern,
+		"-test.benchtime", s.o.benchTime.String(), "-test.count", "1", "-test.benchmem"}, args...)...)
+	cmd.Env = append(os.Environ(), "TOKENWARDEN_BENCH_TOKENS="+strconv.Itoa(n))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s -test.bench %s with %d tokens: %w\n%s", s.o.verifyTest, pattern, n, err, out)
 	}
-	// testing.Benchmark runs for the default 1 s; longer is a loop of
-	// those, averaged by total time.
-	var total testing.BenchmarkResult
-	for total.T < s.o.benchTime {
-		r := testing.Benchmark(fn)
-		if r.N == 0 {
-			break // failed
+	figures := map[string]map[string]float64{}
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
 		}
-		total.N += r.N
-		total.T += r.T
-		total.MemAllocs += r.MemAllocs
-		total.MemBytes += r.MemBytes
-	}
-	return total
-}
-
-// scaleIndex is internal/verify's benchIndex with n tokens: Team tokens of
-// payments and orders, two scopes, created by jane@example.com, expiring in
-// an hour; it returns the value of the middle one.
-func scaleIndex(n int) (*verify.Index, string) {
-	ix := verify.NewIndex()
-	var target string
-	opts := []builder.ApiTokenOption{builder.TeamToken("payments", "orders"), builder.WithScopes("read:orders", "write:orders"),
-		builder.WithCreator("jane@example.com")}
-	expires := metav1.NewTime(time.Now().Add(time.Hour))
-	for i := range n {
-		v, err := token.Format{}.Generate(v1alpha1.TeamTokenType)
-		if err != nil {
-			panic(err)
-		}
-		name := "tok-" + strconv.Itoa(i)
-		tok := builder.ApiToken(name, "ns", opts...)
-		tok.UID = types.UID("uid-" + name)
-		tok.Status.Phase = v1alpha1.PhaseActive
-		tok.Status.TokenHash = token.Hash(v)
-		spec, st := expires, expires
-		tok.Spec.ExpiresAt, tok.Status.ExpiresAt = &spec, &st
-		ix.Upsert(tok)
-		if i == n/2 {
-			target = v
-		}
-	}
-	return ix, target
-}
-
-// scaleTeams is internal/verify's benchTeams: 100 Teams, two of them the
-// tokens'.
-func scaleTeams() verify.TeamSource {
-	teams := []*v1alpha1.Team{
-		builder.Team("payments", builder.WithOwners(builder.User("jane@example.com")), builder.WithNamespaces("ns", "payments")),
-		builder.Team("orders", builder.WithOwners(builder.Group("order-leads"), builder.User("jane@example.com")), builder.WithNamespaces("ns", "payments")),
-	}
-	for i := range 98 {
-		teams = append(teams, builder.Team("team-"+strconv.Itoa(i), builder.WithOwners(builder.User("owner-"+strconv.Itoa(i)))))
-	}
-	return verify.StaticTeams(teams...)
-}
-
-// scaleHTTP is internal/verify's benchmarkHTTP: GET /verify with value,
-// one request at a time on one keep-alive loopback connection.
-func scaleHTTP(h http.Handler, value string) func(*testing.B) {
-	return func(b *testing.B) {
-		srv := httptest.NewServer(h)
-		defer srv.Close()
-		client := srv.Client()
-		req, err := http.NewRequest(http.MethodGet, srv.URL+"/verify", nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+value)
-		b.ReportAllocs()
-		for b.Loop() {
-			resp, err := client.Do(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				b.Fatal(resp.Status)
+		name, _, _ := strings.Cut(f[0], "-") // BenchmarkX-2: the -cpu suffix
+		units := map[string]float64{}
+		for i := 2; i+1 < len(f); i += 2 {
+			if v, err := strconv.ParseFloat(f[i], 64); err == nil {
+				units[f[i+1]] = v
 			}
 		}
+		figures[name] = units
 	}
+	for _, want := range names {
+		if _, ok := figures["Benchmark"+want]; !ok {
+			return nil, fmt.Errorf("%s printed no figures for Benchmark%s:\n%s", s.o.verifyTest, want, out)
+		}
+	}
+	return figures, nil
 }

@@ -171,11 +171,11 @@ reconciled for %s s.
 		if g.op != "" {
 			want, haveTarget := g.target, true
 			if g.targetKey != "" {
-				want, haveTarget = scaleNumber(r[g.targetKey])
+				want, haveTarget = number(r[g.targetKey])
 			}
 			target = strings.NewReplacer(">=", "≥ ", "<=", "≤ ").Replace(g.op) + strconv.FormatFloat(want, 'f', -1, 64)
 			verdict = "not met"
-			if f, isNum := scaleNumber(v); isNum && haveTarget && ((g.op == ">=" && f >= want) || (g.op == "<=" && f <= want)) {
+			if f, isNum := number(v); isNum && haveTarget && ((g.op == ">=" && f >= want) || (g.op == "<=" && f <= want)) {
 				verdict = "met"
 			}
 		}
@@ -233,7 +233,7 @@ How each is measured:
 // run itself shows why.
 func scaleNotes(r results) string {
 	var notes []string
-	num := func(k string) float64 { f, _ := scaleNumber(r[k]); return f }
+	num := func(k string) float64 { f, _ := number(r[k]); return f }
 	if _, ok := r["scale_rbac_admin_rechecks"]; ok && num("scale_rbac_admin_rechecks") > num("scale_admin_creator_tokens") {
 		notes = append(notes, fmt.Sprintf("- **Admin change**: any ClusterRole or ClusterRoleBinding change re-checks every token not\n"+
 			"  Invalidated (controllers' tokensAfterRBACChange), since the operator does not work out\n"+
@@ -252,27 +252,10 @@ func scaleNotes(r results) string {
 	return "\nWhat the figures are made of, where a goal is missed:\n" + strings.Join(notes, "\n") + "\n"
 }
 
-// scaleNumber is v as a float64, whether the run made it or JSON read it
-// back.
-func scaleNumber(v any) (float64, bool) {
-	switch n := v.(type) {
-	case float64:
-		return n, true
-	case int:
-		return float64(n), true
-	case int64:
-		return float64(n), true
-	}
-	return 0, false
-}
-
-// scaleShow prints a figure without exponents.
+// scaleShow is show, with "?" for a figure the run did not make.
 func scaleShow(v any) string {
 	if v == nil {
 		return "?"
 	}
-	if f, ok := scaleNumber(v); ok {
-		return strconv.FormatFloat(f, 'f', -1, 64)
-	}
-	return fmt.Sprint(v)
+	return show(v)
 }
