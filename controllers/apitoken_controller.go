@@ -296,20 +296,45 @@ var deletionStarted = predicate.Funcs{
 	},
 }
 
-// tokensAfterRBACChange re-checks every token, since any cluster RBAC
-// change may promote or demote anyone.
+// tokensAfterRBACChange re-checks the tokens whose creators' admin
+// standing the RBAC changes since the last notice may have altered
+// (Standing.TakeChanges): those of the subjects a changed binding names,
+// or every token when a change could not be weighed. Invalidated tokens
+// are final.
 func (r *ApiTokenReconciler) tokensAfterRBACChange(ctx context.Context, _ client.Object) []reconcile.Request {
+	all, keys := r.Standing.TakeChanges()
+	if !all && len(keys) == 0 {
+		return nil
+	}
 	tokens := &v1alpha1.ApiTokenList{}
-	if err := r.List(ctx, tokens); err != nil {
+	// Read-only: every token is looked at, few are kept.
+	if err := r.List(ctx, tokens, client.UnsafeDisableDeepCopy); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Listing tokens after an RBAC change failed")
 		return nil
 	}
-	requests := make([]reconcile.Request, 0, len(tokens.Items))
+	var requests []reconcile.Request
 	for i := range tokens.Items {
-		if tokens.Items[i].Status.Phase == v1alpha1.PhaseInvalidated {
-			continue // final
+		tok := &tokens.Items[i]
+		if tok.Status.Phase == v1alpha1.PhaseInvalidated || !(all || createdByAny(tok, keys)) {
+			continue
 		}
-		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&tokens.Items[i])})
+		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(tok)})
 	}
 	return requests
+}
+
+// createdByAny reports whether tok's creator is found under one of keys
+// (authz.OwnerKeys). A token whose creator cannot be read is counted in:
+// re-checking it costs little, and it fails for that reason anyway.
+func createdByAny(tok *v1alpha1.ApiToken, keys map[string]struct{}) bool {
+	creator, err := authz.CreatorOf(tok)
+	if err != nil || creator == nil {
+		return true
+	}
+	for _, k := range authz.OwnerKeys(creator) {
+		if _, ok := keys[k]; ok {
+			return true
+		}
+	}
+	return false
 }

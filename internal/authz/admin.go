@@ -12,13 +12,12 @@ import (
 	"golang.org/x/sync/singleflight"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/cache"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
@@ -83,6 +82,10 @@ type Standing struct {
 	changedAt time.Time
 	inflight  singleflight.Group
 	changes   chan event.GenericEvent
+	// pending is whose standing the changes not yet taken (TakeChanges)
+	// may have altered: keys, or everyone's when pendingAll.
+	pending    map[string]struct{}
+	pendingAll bool
 }
 
 // NewStanding returns a Standing asking reviewer, with the defaults used in
@@ -99,6 +102,7 @@ func (s *Standing) init() {
 		s.answers = cache.NewExpiringWithClock(s.Clock)
 		s.stale = map[string]bool{}
 		s.changes = make(chan event.GenericEvent, 1)
+		s.pending = map[string]struct{}{}
 	})
 }
 
@@ -193,20 +197,46 @@ func (s *Standing) currentEpoch() uint64 {
 	return s.epoch
 }
 
-// Changed forgets every answer: cluster RBAC changed. It opens a settle
-// window and tells the subscriber of Changes.
-func (s *Standing) Changed() {
+// Changed forgets every answer: cluster RBAC changed in a way that may
+// alter anyone's standing.
+func (s *Standing) Changed() { s.ChangedFor(RBACChange{All: true}) }
+
+// ChangedFor forgets every answer after an RBAC change that may alter the
+// standing change names, opens a settle window and tells the subscriber of
+// Changes; a change that alters no one's standing does nothing. Answers are
+// remembered by a digest of the whole identity, so all are forgotten: the
+// scope is what Changes' subscriber re-checks.
+func (s *Standing) ChangedFor(change RBACChange) {
+	if change.Empty() {
+		return
+	}
 	s.init()
 	s.mu.Lock()
 	s.epoch++
 	s.answers = cache.NewExpiringWithClock(s.Clock)
 	s.stale = map[string]bool{}
 	s.changedAt = s.Clock.Now()
+	s.pendingAll = s.pendingAll || change.All
+	for _, k := range change.Keys {
+		s.pending[k] = struct{}{}
+	}
 	s.mu.Unlock()
 	select {
 	case s.changes <- event.GenericEvent{Object: &rbacv1.ClusterRoleBinding{}}:
 	default: // one pending notice stands for any number of changes
 	}
+}
+
+// TakeChanges returns whose standing the changes since the last call may
+// have altered (all, or the identities found under keys, in OwnerKeys'
+// form) and starts afresh. Changes' subscriber calls it for each notice.
+func (s *Standing) TakeChanges() (all bool, keys map[string]struct{}) {
+	s.init()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	all, keys = s.pendingAll, s.pending
+	s.pendingAll, s.pending = false, map[string]struct{}{}
+	return all, keys
 }
 
 // Unsettled is how much of the settle window after the last RBAC change is
@@ -237,15 +267,48 @@ func (s *Standing) Changes() <-chan event.GenericEvent {
 	return s.changes
 }
 
-// SetupWithManager watches ClusterRoles and ClusterRoleBindings (metadata
-// only), the objects that can change a cluster-wide answer, on every
-// replica: verification and admission run on all of them.
+// SetupWithManager watches ClusterRoles and ClusterRoleBindings, the
+// objects that can change a cluster-wide answer, on every replica:
+// verification and admission run on all of them. Each change is weighed
+// (RoleChange, BindingChange), so one that grants or withdraws no admin
+// verb forgets nothing and re-checks no token, and one that does re-checks
+// only the tokens of the subjects it binds.
 func (s *Standing) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	s.init()
+	reader := mgr.GetCache()
+	view := RBACView{
+		RoleRules: func(name string) ([]rbacv1.PolicyRule, bool, error) {
+			role := &rbacv1.ClusterRole{}
+			if err := reader.Get(ctx, client.ObjectKey{Name: name}, role); err != nil {
+				if apierrors.IsNotFound(err) {
+					return nil, false, nil
+				}
+				return nil, false, err
+			}
+			return role.Rules, true, nil
+		},
+		Bindings: func() ([]rbacv1.ClusterRoleBinding, error) {
+			list := &rbacv1.ClusterRoleBindingList{}
+			err := reader.List(ctx, list, client.UnsafeDisableDeepCopy)
+			return list.Items, err
+		},
+	}
+	// weigh decides one change from its old and new objects (nil when
+	// there is none); an object it cannot read, such as the tombstone of a
+	// deletion the watch missed, may have been anything.
+	weigh := func(oldObj, newObj any) RBACChange {
+		if old, cur, ok := objectPair[rbacv1.ClusterRole](oldObj, newObj); ok {
+			return RoleChange(old, cur, view)
+		}
+		if old, cur, ok := objectPair[rbacv1.ClusterRoleBinding](oldObj, newObj); ok {
+			return BindingChange(old, cur, view)
+		}
+		return RBACChange{All: true}
+	}
 	handler := toolscache.ResourceEventHandlerDetailedFuncs{
-		AddFunc: func(_ any, initial bool) {
+		AddFunc: func(obj any, initial bool) {
 			if !initial {
-				s.Changed()
+				s.ChangedFor(weigh(nil, obj))
 			}
 		},
 		UpdateFunc: func(oldObj, newObj any) {
@@ -254,18 +317,12 @@ func (s *Standing) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error
 			if ok1 && ok2 && o.GetResourceVersion() == n.GetResourceVersion() {
 				return // a resync, not a change
 			}
-			s.Changed()
+			s.ChangedFor(weigh(oldObj, newObj))
 		},
-		DeleteFunc: func(any) { s.Changed() },
+		DeleteFunc: func(obj any) { s.ChangedFor(weigh(obj, nil)) },
 	}
 	for _, obj := range []client.Object{&rbacv1.ClusterRoleBinding{}, &rbacv1.ClusterRole{}} {
-		gvk, err := apiutil.GVKForObject(obj, mgr.GetScheme())
-		if err != nil {
-			return err
-		}
-		meta := &metav1.PartialObjectMetadata{}
-		meta.SetGroupVersionKind(gvk)
-		informer, err := mgr.GetCache().GetInformer(ctx, meta)
+		informer, err := mgr.GetCache().GetInformer(ctx, obj)
 		if err != nil {
 			return err
 		}
@@ -274,6 +331,14 @@ func (s *Standing) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error
 		}
 	}
 	return nil
+}
+
+// objectPair is a change's old and new objects as *T, nil where there is
+// none; ok is false unless each is a *T or absent, and one is there.
+func objectPair[T any](oldObj, newObj any) (old, cur *T, ok bool) {
+	old, okOld := oldObj.(*T)
+	cur, okNew := newObj.(*T)
+	return old, cur, (okOld || oldObj == nil) && (okNew || newObj == nil) && (okOld || okNew)
 }
 
 // AdminReview is the SubjectAccessReview that decides admin standing.
