@@ -315,7 +315,7 @@ func (r *ApiTokenReconciler) tokensAfterRBACChange(ctx context.Context, _ client
 	var requests []reconcile.Request
 	for i := range tokens.Items {
 		tok := &tokens.Items[i]
-		if tok.Status.Phase == v1alpha1.PhaseInvalidated || !(all || createdByAny(tok, keys)) {
+		if tok.Status.Phase == v1alpha1.PhaseInvalidated || (!all && !createdByAny(tok, keys)) {
 			continue
 		}
 		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(tok)})
