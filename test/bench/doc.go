@@ -28,7 +28,12 @@ var goals = []goal{
 		}},
 	{key: "issuance_active_ratio", what: "tokens turned Active per second ÷ ApiTokens created per second through both webhooks", op: ">=", target: 0.9,
 		detail: func(r results) string {
-			return fmt.Sprintf("%v vs %v tokens/s", r["issuance_tokens_per_sec"], r["issuance_created_per_sec"])
+			s := fmt.Sprintf("%v vs %v tokens/s", r["issuance_tokens_per_sec"], r["issuance_created_per_sec"])
+			if cores, ok := r["issuance_cpu_cores"]; ok {
+				s += fmt.Sprintf("; meanwhile %s of the 2 cores were busy, CPU ms per token by process: %s",
+					show(cores), byResource(r["issuance_cpu_ms_per_token"]))
+			}
+			return s
 		}},
 	{key: "issuance_ratio", what: "tokens Active per second ÷ plain Secrets created per second",
 		detail: func(r results) string {
@@ -359,7 +364,12 @@ func memoryMadeOf(r results) string {
 		live = fmt.Sprintf(", of which %s MB was live at the last collection (GOGC=100 lets the heap "+
 			"grow to twice the live heap before it collects)", show(v))
 	}
-	return cache + fmt.Sprintf("Of the %s MB resident after the restart, %s MB are pages mapped from "+
+	empty := ""
+	if v, ok := number(r["rss_no_tokens_mb"]); ok {
+		empty = fmt.Sprintf("With no token at all the operator is resident at %s MB (%s), so 10,000 tokens add %s MB. ",
+			show(v), heapDetail(r, "no_tokens"), show(round(rss-v, 1)))
+	}
+	return cache + empty + fmt.Sprintf("Of the %s MB resident after the restart, %s MB are pages mapped from "+
 		"files (the binary's code and data) and %s MB anonymous memory: %s MB heap in use%s, %s MB idle "+
 		"heap not yet returned to the OS, %s MB goroutine stacks, and %s MB the runtime's other memory "+
 		"(span and GC metadata, caches).",
