@@ -179,7 +179,7 @@ func (r *ApiTokenReconciler) standingRecheck(answer authz.AdminAnswer) time.Dura
 // reconcileSecret makes the Secret hold what the decision says: the issued
 // value, a new one, or none.
 func (r *ApiTokenReconciler) reconcileSecret(ctx context.Context, s *apiTokenScope) (ctrl.Result, error) {
-	name := secretName(s.token)
+	name := lifecycle.SecretName(s.token)
 	s.token.Status.SecretRef = &v1alpha1.SecretReference{Name: name}
 	if err := r.observeSecret(ctx, s, name); err != nil {
 		return ctrl.Result{}, err
@@ -506,14 +506,6 @@ func applyEntries(current, desired map[string]string, previous []string) map[str
 
 func sortedKeys(m map[string]string) []string {
 	return slices.Sorted(maps.Keys(m))
-}
-
-// secretName is where tok's value is delivered.
-func secretName(tok *v1alpha1.ApiToken) string {
-	if tok.Spec.SecretName != "" {
-		return tok.Spec.SecretName
-	}
-	return tok.Name
 }
 
 // input is the lifecycle decision's view of the scope.

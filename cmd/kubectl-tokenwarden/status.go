@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	"github.com/tokenwarden/tokenwarden/internal/lifecycle"
 )
 
 var statusCommand = &command{
@@ -161,7 +162,7 @@ func secretName(t *v1alpha1.ApiToken) string {
 	if t.Status.SecretRef != nil && t.Status.SecretRef.Name != "" {
 		return t.Status.SecretRef.Name
 	}
-	return cmp.Or(t.Spec.SecretName, t.Name)
+	return lifecycle.SecretName(t)
 }
 
 // reasonText is the Ready condition's reason for a token that is not

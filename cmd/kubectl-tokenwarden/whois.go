@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -104,14 +103,14 @@ func runWhois(ctx context.Context, e *env, o *options, _ []string) error {
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
-	if !sendable(token) {
+	if !verifyclient.Sendable(token) {
 		// The server would refuse it the same way; a header could not even
 		// carry it.
 		return withCode(exitFailed, fmt.Errorf("not a valid token: %s (it holds spaces or characters other than printable ASCII)", verifyclient.ReasonMalformed))
 	}
 	ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
 	defer cancel()
-	id, err := askVerify(ctx, target, token)
+	id, err := askVerify(ctx, target, token, e.now())
 	if err != nil {
 		return err
 	}
@@ -197,7 +196,7 @@ func noRedirects(*http.Request, []*http.Request) error {
 // askVerify sends token to target and reads the answer. A refusal of the
 // token is an exitFailed error; anything that leaves the question open is
 // an exitUnknown one. No error holds the token.
-func askVerify(ctx context.Context, target *verifyTarget, token string) (*verifyclient.Identity, error) {
+func askVerify(ctx context.Context, target *verifyTarget, token string, now time.Time) (*verifyclient.Identity, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.url, nil)
 	if err != nil {
 		return nil, withCode(exitUnknown, fmt.Errorf("building the request: %w", err))
@@ -218,56 +217,52 @@ func askVerify(ctx context.Context, target *verifyTarget, token string) (*verify
 	if err != nil {
 		return nil, withCode(exitUnknown, fmt.Errorf("reading the verifier's answer: %w", err))
 	}
-	return interpretAnswer(resp, body)
+	return interpretAnswer(resp, body, now)
 }
 
-// interpretAnswer turns a /verify answer into an identity or an error.
-func interpretAnswer(resp *http.Response, body []byte) (*verifyclient.Identity, error) {
+// interpretAnswer turns a /verify answer into an identity or an error,
+// reading it as verifyclient does; only the words and the exit codes are
+// the plugin's.
+func interpretAnswer(resp *http.Response, body []byte, now time.Time) (*verifyclient.Identity, error) {
 	// Tokenwarden marks every refusal with X-Tokenwarden-Reason. An answer
 	// without it that is a Kubernetes Status comes from the API server
 	// itself (bad kubeconfig credentials, no right to the proxy, no
 	// endpoints): it says nothing about the token.
-	reason := cleanReason(resp.Header.Get("X-Tokenwarden-Reason"))
-	if reason == "" && resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK && resp.Header.Get("X-Tokenwarden-Reason") == "" {
 		if status := apiServerStatus(body); status != nil {
 			return nil, withCode(exitUnknown, &apierrors.StatusError{ErrStatus: *status})
 		}
-		var answer struct {
-			Reason string `json:"reason"`
-		}
-		if json.Unmarshal(body, &answer) == nil {
-			reason = cleanReason(answer.Reason)
-		}
 	}
-
-	switch resp.StatusCode {
-	case http.StatusOK:
-		var id verifyclient.Identity
-		if err := json.Unmarshal(body, &id); err != nil {
-			return nil, withCode(exitUnknown, fmt.Errorf("reading the verifier's answer: %w", err))
-		}
-		// A 200 naming nobody is a broken server, not a verified token.
-		if id.User == "" {
-			return nil, withCode(exitUnknown, errors.New("the verifier answered 200 but named no user"))
-		}
-		return &id, nil
-	case http.StatusUnauthorized:
-		if reason == "" {
-			reason = verifyclient.ReasonUnauthorized
-		}
-		return nil, withCode(exitFailed, fmt.Errorf("not a valid token: %s", reason))
-	case http.StatusTooManyRequests:
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	id, err := verifyclient.ReadAnswer(resp, now)
+	var refused *verifyclient.RefusedError
+	var status *verifyclient.StatusError
+	switch {
+	case err == nil:
+		return id, nil
+	case errors.Is(err, verifyclient.ErrNoUser):
+		return nil, withCode(exitUnknown, errors.New("the verifier answered 200 but named no user"))
+	case errors.As(err, &refused) && refused.Reason == verifyclient.ReasonRateLimited:
 		msg := "the verifier is rate limiting this client"
-		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
-			msg += fmt.Sprintf("; retry in %ds", secs)
+		if refused.RetryAfter > 0 {
+			msg += fmt.Sprintf("; retry in %ds", int((refused.RetryAfter+time.Second-1)/time.Second))
+		}
+		return nil, withCode(exitUnknown, errors.New(msg))
+	case errors.As(err, &refused):
+		return nil, withCode(exitFailed, fmt.Errorf("not a valid token: %s", refused.Reason))
+	case errors.As(err, &status):
+		msg := "the verifier answered " + status.Status
+		if status.Reason != "" {
+			msg += " (" + status.Reason + ")"
 		}
 		return nil, withCode(exitUnknown, errors.New(msg))
 	}
-	msg := "the verifier answered " + resp.Status
-	if reason != "" {
-		msg += " (" + reason + ")"
+	// Left: an answer that does not decode; say so once, not twice.
+	cause := errors.Unwrap(err)
+	if cause == nil {
+		cause = err
 	}
-	return nil, withCode(exitUnknown, errors.New(msg))
+	return nil, withCode(exitUnknown, fmt.Errorf("reading the verifier's answer: %w", cause))
 }
 
 // apiServerStatus returns body as a Kubernetes Status, or nil if it is not
@@ -351,34 +346,6 @@ func isTerminal(r io.Reader) bool {
 	}
 	info, err := f.Stat()
 	return err == nil && info.Mode()&os.ModeCharDevice != 0
-}
-
-// sendable reports whether token can travel in a header as it is: visible
-// ASCII only, as every Tokenwarden token is.
-func sendable(token string) bool {
-	for i := 0; i < len(token); i++ {
-		if token[i] <= ' ' || token[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// cleanReason returns r if it is a plain word, as every reason in the
-// contract is, and "" otherwise, so nothing else from the server reaches
-// the terminal through it.
-func cleanReason(r string) string {
-	if r == "" || len(r) > 64 {
-		return ""
-	}
-	for _, c := range r {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		default:
-			return ""
-		}
-	}
-	return r
 }
 
 func isLoopback(host string) bool {

@@ -232,3 +232,12 @@ func StatusExpiresAt(in Input, phase v1alpha1.ApiTokenPhase) *time.Time {
 func HoldsValue(phase v1alpha1.ApiTokenPhase) bool {
 	return phase == v1alpha1.PhaseActive || phase == v1alpha1.PhaseDisabled
 }
+
+// SecretName is the Secret tok's value is delivered to: spec.secretName,
+// or the token's own name.
+func SecretName(tok *v1alpha1.ApiToken) string {
+	if tok.Spec.SecretName != "" {
+		return tok.Spec.SecretName
+	}
+	return tok.Name
+}

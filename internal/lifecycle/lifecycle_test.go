@@ -235,3 +235,12 @@ func TestNextWakeup(t *testing.T) {
 		})
 	}
 }
+
+func TestSecretName(t *testing.T) {
+	g := NewWithT(t)
+	tok := &v1alpha1.ApiToken{}
+	tok.Name = "ci"
+	g.Expect(SecretName(tok)).To(Equal("ci"), "the token's own name by default")
+	tok.Spec.SecretName = "ci-credentials"
+	g.Expect(SecretName(tok)).To(Equal("ci-credentials"))
+}

@@ -1,6 +1,7 @@
 package verifyclient
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -255,7 +256,7 @@ func (c *Client) VerifyFrom(ctx context.Context, token string, client netip.Addr
 	if token == "" {
 		return nil, &RefusedError{Reason: ReasonMissing}
 	}
-	if !sendable(token) {
+	if !Sendable(token) {
 		return nil, &RefusedError{Reason: ReasonMalformed}
 	}
 	if c.cacheTTL() < 0 {
@@ -373,6 +374,37 @@ func (c *Client) fetch(ctx context.Context, token string, client netip.Addr) (*I
 		_ = resp.Body.Close()
 	}()
 
+	return ReadAnswer(resp, c.clock())
+}
+
+// ErrNoUser is a 200 answer that names no user: a broken server, not a
+// verified token, so whoever gets it stays closed.
+var ErrNoUser = errors.New("verifyclient: verify answered 200 but named no user")
+
+// StatusError is an answer outside /verify's contract (neither 200, 401
+// nor 429): a proxy's or a misrouted request's, say. It says nothing about
+// the token.
+type StatusError struct {
+	// Status is the HTTP status, such as "404 Not Found".
+	Status string
+	// Reason is the answer's reason, if it gave a plain word as one.
+	Reason string
+}
+
+func (e *StatusError) Error() string {
+	if e.Reason != "" {
+		return "verifyclient: verify answered " + e.Status + " (" + e.Reason + ")"
+	}
+	return "verifyclient: verify answered " + e.Status
+}
+
+// ReadAnswer reads a /verify answer as Verify does: the identity of a 200
+// (ErrNoUser if it names nobody), a *RefusedError for a 401 or a 429 (its
+// RetryAfter counted from now), a *StatusError for any other status. It is
+// for callers that send the request themselves, such as through the API
+// server's service proxy. It reads a bounded part of the body and does not
+// close it.
+func ReadAnswer(resp *http.Response, now time.Time) (*Identity, error) {
 	switch resp.StatusCode {
 	case http.StatusOK:
 		var id Identity
@@ -382,15 +414,15 @@ func (c *Client) fetch(ctx context.Context, token string, client netip.Addr) (*I
 		// A 200 that names nobody is a broken server, not a verified token;
 		// failing here keeps services closed.
 		if id.User == "" {
-			return nil, errors.New("verifyclient: verify answer names no user")
+			return nil, ErrNoUser
 		}
 		return &id, nil
 	case http.StatusUnauthorized:
-		return nil, &RefusedError{Reason: unauthorizedReason(resp)}
+		return nil, &RefusedError{Reason: cmp.Or(answerReason(resp), ReasonUnauthorized)}
 	case http.StatusTooManyRequests:
-		return nil, &RefusedError{Reason: ReasonRateLimited, RetryAfter: retryAfter(resp.Header, c.clock())}
+		return nil, &RefusedError{Reason: ReasonRateLimited, RetryAfter: retryAfter(resp.Header, now)}
 	default:
-		return nil, fmt.Errorf("verifyclient: verify answered %s", resp.Status)
+		return nil, &StatusError{Status: resp.Status, Reason: answerReason(resp)}
 	}
 }
 
@@ -442,10 +474,11 @@ func (c *Client) maxEntries() int {
 	return c.MaxEntries
 }
 
-// sendable reports whether token can travel in a header as it is: visible
-// ASCII only. Anything else is no Tokenwarden token, and refusing it here
-// turns a bad client's request into a 401 rather than a transport error.
-func sendable(token string) bool {
+// Sendable reports whether token can travel in a header as it is: visible
+// ASCII only. Anything else is no Tokenwarden token, and refusing it before
+// sending turns a bad client's request into a Malformed refusal rather
+// than a transport error.
+func Sendable(token string) bool {
 	for i := 0; i < len(token); i++ {
 		if token[i] <= ' ' || token[i] >= 0x7f {
 			return false
@@ -454,10 +487,10 @@ func sendable(token string) bool {
 	return true
 }
 
-// unauthorizedReason finds the reason of a 401 in the places the contract
-// puts it: X-Tokenwarden-Reason, the JSON body, then WWW-Authenticate's
-// error_description.
-func unauthorizedReason(resp *http.Response) string {
+// answerReason finds an answer's reason in the places the contract puts
+// it: X-Tokenwarden-Reason, the JSON body, then WWW-Authenticate's
+// error_description; "" when none holds a plain word.
+func answerReason(resp *http.Response) string {
 	if r := cleanReason(resp.Header.Get("X-Tokenwarden-Reason")); r != "" {
 		return r
 	}
@@ -469,10 +502,7 @@ func unauthorizedReason(resp *http.Response) string {
 			return r
 		}
 	}
-	if r := cleanReason(authParam(resp.Header.Get("WWW-Authenticate"), "error_description")); r != "" {
-		return r
-	}
-	return ReasonUnauthorized
+	return cleanReason(authParam(resp.Header.Get("WWW-Authenticate"), "error_description"))
 }
 
 // cleanReason returns r if it is a plain word (letters and digits, as every

@@ -340,15 +340,21 @@ func TestUnexpectedAnswersAreErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		respond func(w http.ResponseWriter)
+		// want is the *StatusError, if the answer makes one.
+		want *StatusError
 	}{
-		{"5xx", func(w http.ResponseWriter) { w.WriteHeader(http.StatusInternalServerError) }},
-		{"403", func(w http.ResponseWriter) { w.WriteHeader(http.StatusForbidden) }},
+		{"5xx", func(w http.ResponseWriter) { w.WriteHeader(http.StatusInternalServerError) }, &StatusError{Status: "500 Internal Server Error"}},
+		{"503 with a reason", func(w http.ResponseWriter) {
+			w.Header().Set("X-Tokenwarden-Reason", "Unavailable")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}, &StatusError{Status: "503 Service Unavailable", Reason: "Unavailable"}},
+		{"403", func(w http.ResponseWriter) { w.WriteHeader(http.StatusForbidden) }, &StatusError{Status: "403 Forbidden"}},
 		{"redirect", func(w http.ResponseWriter) {
 			w.Header().Set("Location", "http://elsewhere.invalid/verify")
 			w.WriteHeader(http.StatusFound)
-		}},
-		{"200 not JSON", func(w http.ResponseWriter) { _, _ = w.Write([]byte("<html>")) }},
-		{"200 naming nobody", func(w http.ResponseWriter) { writeJSON(w, http.StatusOK, map[string]string{}) }},
+		}, &StatusError{Status: "302 Found"}},
+		{"200 not JSON", func(w http.ResponseWriter) { _, _ = w.Write([]byte("<html>")) }, nil},
+		{"200 naming nobody", func(w http.ResponseWriter) { writeJSON(w, http.StatusOK, map[string]string{}) }, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
@@ -361,6 +367,16 @@ func TestUnexpectedAnswersAreErrors(t *testing.T) {
 			g.Expect(refused).To(BeFalse())
 			g.Expect(err.Error()).NotTo(ContainSubstring(goodToken))
 			g.Expect(c.cache.len()).To(BeZero())
+			var status *StatusError
+			if tc.want != nil {
+				g.Expect(errors.As(err, &status)).To(BeTrue())
+				g.Expect(status).To(Equal(tc.want))
+			} else {
+				g.Expect(errors.As(err, &status)).To(BeFalse())
+			}
+			if tc.name == "200 naming nobody" {
+				g.Expect(err).To(MatchError(ErrNoUser))
+			}
 		})
 	}
 }
