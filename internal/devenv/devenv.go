@@ -185,14 +185,11 @@ func Start(opts Options) (*Env, error) {
 // answers are cached for one second, so a revoked token stops working with
 // kubectl within a second.
 func prepareVerification(stateDir string) (VerifyServing, string, map[string][]string, error) {
-	verifyPort, err := freePort()
+	ports, err := controlplane.FreePorts(2)
 	if err != nil {
 		return VerifyServing{}, "", nil, err
 	}
-	metricsPort, err := freePort()
-	if err != nil {
-		return VerifyServing{}, "", nil, err
-	}
+	verifyPort, metricsPort := ports[0], ports[1]
 	serving := VerifyServing{
 		Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(verifyPort)),
 		CertDir: filepath.Join(stateDir, "verify"),
@@ -239,15 +236,6 @@ current-context: tokenwarden
 	return serving, net.JoinHostPort("127.0.0.1", strconv.Itoa(metricsPort)), args, nil
 }
 
-// freePort asks the kernel for a free loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
 
 // DevEditorBinding binds tokenwarden-editor to every authenticated user in
 // the local mode only, so that `kubectl --as <anyone>` reaches the admission

@@ -18,6 +18,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gexec"
+
+	"github.com/tokenwarden/tokenwarden/internal/controlplane"
 )
 
 // endpoints reads bin/dev/endpoints.env of a local mode.
@@ -64,10 +66,9 @@ func get(c *http.Client, url string, headers map[string]string) (*http.Response,
 
 func freePort() int {
 	GinkgoHelper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := controlplane.FreePorts(1)
 	Expect(err).NotTo(HaveOccurred())
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports[0]
 }
 
 // nginx runs a real nginx with auth_request in front of a tiny backend that

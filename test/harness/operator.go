@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tokenwarden/tokenwarden/internal/controlplane"
 )
 
 // Build compiles the operator binary from the repository at root into dir.
@@ -58,7 +59,7 @@ type Operator struct {
 
 // StartOperator starts binary against c.
 func (c *Cluster) StartOperator(binary string, o OperatorOptions) (*Operator, error) {
-	ports, err := freePorts(3)
+	ports, err := controlplane.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -404,22 +405,3 @@ func (op *Operator) RSSParts() (RSSParts, error) {
 	return p, nil
 }
 
-// freePorts reserves n loopback ports and releases them for the operator.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	var listeners []net.Listener
-	defer func() {
-		for _, l := range listeners {
-			_ = l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		listeners = append(listeners, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
