@@ -236,7 +236,6 @@ current-context: tokenwarden
 	return serving, net.JoinHostPort("127.0.0.1", strconv.Itoa(metricsPort)), args, nil
 }
 
-
 // DevEditorBinding binds tokenwarden-editor to every authenticated user in
 // the local mode only, so that `kubectl --as <anyone>` reaches the admission
 // webhook and shows its rules rather than stopping at RBAC.

@@ -404,4 +404,3 @@ func (op *Operator) RSSParts() (RSSParts, error) {
 	}
 	return p, nil
 }
-
