@@ -258,32 +258,20 @@ var ignoreLastUsedOnly = predicate.Funcs{
 }
 
 // tokensOfTeam maps a Team (old and new, on updates) to the tokens whose
-// entitlement it may decide: its Team tokens, and the Wildcard tokens of
-// its owners.
+// entitlement it may decide (index.TokensOfTeam).
 func (r *ApiTokenReconciler) tokensOfTeam(ctx context.Context, obj client.Object) []reconcile.Request {
 	team, ok := obj.(*v1alpha1.Team)
 	if !ok {
 		return nil
 	}
-	seen := map[reconcile.Request]bool{}
-	var requests []reconcile.Request
-	add := func(field, key string) {
-		tokens := &v1alpha1.ApiTokenList{}
-		if err := r.List(ctx, tokens, client.MatchingFields{field: key}); err != nil {
-			ctrl.LoggerFrom(ctx).Error(err, "Listing tokens by index failed", "index", field)
-			return
-		}
-		for i := range tokens.Items {
-			req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&tokens.Items[i])}
-			if !seen[req] {
-				seen[req] = true
-				requests = append(requests, req)
-			}
-		}
+	// Read-only: only the keys are kept.
+	tokens, err := index.TokensOfTeam(ctx, r.Client, team, client.UnsafeDisableDeepCopy)
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing a Team's tokens failed", "team", team.Name)
 	}
-	add(index.Teams, team.Name)
-	for _, owner := range team.Spec.Owners {
-		add(index.WildcardCreator, authz.SubjectKey(owner))
+	requests := make([]reconcile.Request, 0, len(tokens))
+	for i := range tokens {
+		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&tokens[i])})
 	}
 	return requests
 }

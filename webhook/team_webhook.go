@@ -93,28 +93,9 @@ func (v *TeamValidator) impact(ctx context.Context, old, team *v1alpha1.Team) (a
 		delete(after, old.Name)
 	}
 
-	seen := map[client.ObjectKey]bool{}
-	var candidates []v1alpha1.ApiToken
-	collect := func(field, key string) error {
-		tokens := &v1alpha1.ApiTokenList{}
-		if err := v.Reader.List(ctx, tokens, client.MatchingFields{field: key}); err != nil {
-			return err
-		}
-		for _, tok := range tokens.Items {
-			if k := client.ObjectKeyFromObject(&tok); !seen[k] {
-				seen[k] = true
-				candidates = append(candidates, tok)
-			}
-		}
-		return nil
-	}
-	if err := collect(index.Teams, old.Name); err != nil {
+	candidates, err := index.TokensOfTeam(ctx, v.Reader, old)
+	if err != nil {
 		return nil, err
-	}
-	for _, owner := range old.Spec.Owners {
-		if err := collect(index.WildcardCreator, authz.SubjectKey(owner)); err != nil {
-			return nil, err
-		}
 	}
 	lost, err := authz.Impact(ctx, v.Admins, candidates, after)
 	if err != nil || len(lost) == 0 {

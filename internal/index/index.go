@@ -4,6 +4,7 @@ package index
 
 import (
 	"context"
+	"fmt"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -39,4 +40,35 @@ func Setup(ctx context.Context, mgr ctrl.Manager) error {
 		creator, _ := authz.CreatorOf(tok)
 		return authz.OwnerKeys(creator)
 	})
+}
+
+// TokensOfTeam lists, each once, the tokens whose entitlement team may
+// decide: its Team tokens (by the Teams index) and the Wildcard tokens of
+// its owners (by WildcardCreator). On an error it returns what it found
+// before it, with the error.
+func TokensOfTeam(ctx context.Context, reader client.Reader, team *v1alpha1.Team, opts ...client.ListOption) ([]v1alpha1.ApiToken, error) {
+	seen := map[client.ObjectKey]bool{}
+	var found []v1alpha1.ApiToken
+	collect := func(field, key string) error {
+		tokens := &v1alpha1.ApiTokenList{}
+		if err := reader.List(ctx, tokens, append([]client.ListOption{client.MatchingFields{field: key}}, opts...)...); err != nil {
+			return fmt.Errorf("listing tokens by the index %s: %w", field, err)
+		}
+		for i := range tokens.Items {
+			if k := client.ObjectKeyFromObject(&tokens.Items[i]); !seen[k] {
+				seen[k] = true
+				found = append(found, tokens.Items[i])
+			}
+		}
+		return nil
+	}
+	if err := collect(Teams, team.Name); err != nil {
+		return found, err
+	}
+	for _, owner := range team.Spec.Owners {
+		if err := collect(WildcardCreator, authz.SubjectKey(owner)); err != nil {
+			return found, err
+		}
+	}
+	return found, nil
 }
