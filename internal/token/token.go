@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"strings"
 	"unsafe"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
@@ -202,18 +203,61 @@ const hashLen = len(hashPrefix) + 2*sha256.Size
 
 // hashInto writes Hash(value) into buf without allocating.
 func hashInto(buf *[hashLen]byte, value string) {
-	// Converting a string of more than 32 bytes to a []byte allocates, so
-	// values of usual length are copied to the stack instead.
-	var stack [128]byte
-	var b []byte
-	if len(value) <= len(stack) {
-		b = stack[:copy(stack[:], value)]
-	} else {
-		b = []byte(value)
-	}
-	sum := sha256.Sum256(b)
+	sum := SumOf(value)
 	copy(buf[:], hashPrefix)
 	hex.Encode(buf[len(hashPrefix):], sum[:])
+}
+
+// Sum is the SHA-256 a digest spells out: what Hash writes in hex, and
+// what a lookup keyed by digest can use without formatting a string.
+type Sum = [sha256.Size]byte
+
+// SumOf returns the SHA-256 of value, the Sum of Hash(value), without
+// allocating.
+func SumOf(value string) Sum {
+	// Converting a string to a []byte that escapes allocates, so a value of
+	// usual length is copied to the stack instead.
+	var stack [128]byte
+	if len(value) <= len(stack) {
+		return sha256.Sum256(stack[:copy(stack[:], value)])
+	}
+	return sha256.Sum256([]byte(value))
+}
+
+// ParseDigest returns the Sum a digest spells out, if it is spelled exactly
+// as Hash spells it: "sha256:" and 64 lowercase hex digits. Any other
+// spelling could never equal a value's Hash.
+func ParseDigest(digest string) (sum Sum, ok bool) {
+	hexSum, found := strings.CutPrefix(digest, hashPrefix)
+	if !found || len(hexSum) != 2*len(sum) {
+		return sum, false
+	}
+	for i := range sum {
+		hi, ok1 := lowerHexDigit(hexSum[2*i])
+		lo, ok2 := lowerHexDigit(hexSum[2*i+1])
+		if !ok1 || !ok2 {
+			return Sum{}, false
+		}
+		sum[i] = hi<<4 | lo
+	}
+	return sum, true
+}
+
+// lowerHexDigit returns the value of the lowercase hex digit c.
+func lowerHexDigit(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+// SumsEqual compares two Sums in constant time, so a caller cannot time
+// how much of a stored digest a guess matched.
+func SumsEqual(a, b *Sum) bool {
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
 // HashMatches reports whether digest is Hash(value). It compares in constant

@@ -584,3 +584,75 @@ func otherLast(v string) string {
 	}
 	return v[:len(v)-1] + last
 }
+
+func TestSumOf(t *testing.T) {
+	value, err := Format{}.Generate(v1alpha1.TeamTokenType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name  string
+		value string
+	}{
+		{"a value", value},
+		{"empty", ""},
+		{"longer than the stack buffer", strings.Repeat("x", 200)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			sum, ok := ParseDigest(Hash(tt.value))
+			g.Expect(ok).To(BeTrue(), "Hash's spelling parses")
+			g.Expect(SumOf(tt.value)).To(Equal(sum))
+			g.Expect(SumOf(tt.value)).To(Equal(sha256.Sum256([]byte(tt.value))))
+		})
+	}
+}
+
+func TestParseDigest(t *testing.T) {
+	digest := Hash("x")
+	hexPart := digest[len("sha256:"):]
+	for _, tt := range []struct {
+		name   string
+		digest string
+		want   bool
+	}{
+		{"as Hash spells it", digest, true},
+		{"uppercase hex", "sha256:" + strings.ToUpper(hexPart), false},
+		{"another algorithm", "sha512:" + hexPart, false},
+		{"no prefix", hexPart, false},
+		{"one digit short", digest[:len(digest)-1], false},
+		{"one digit long", digest + "0", false},
+		{"not hex", digest[:len(digest)-1] + "g", false},
+		{"empty", "", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			sum, ok := ParseDigest(tt.digest)
+			g.Expect(ok).To(Equal(tt.want))
+			if tt.want {
+				g.Expect(sum).To(Equal(SumOf("x")))
+			}
+		})
+	}
+}
+
+func TestSumsEqual(t *testing.T) {
+	sum := SumOf("x")
+	lastDiffers, firstDiffers := sum, sum
+	lastDiffers[len(sum)-1] ^= 1
+	firstDiffers[0] ^= 0x80
+	for _, tt := range []struct {
+		name string
+		a, b Sum
+		want bool
+	}{
+		{"equal", sum, sum, true},
+		{"last byte differs", sum, lastDiffers, false},
+		{"first byte differs", sum, firstDiffers, false},
+		{"zero", Sum{}, Sum{}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			NewWithT(t).Expect(SumsEqual(&tt.a, &tt.b)).To(Equal(tt.want))
+		})
+	}
+}

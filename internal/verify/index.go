@@ -20,7 +20,6 @@
 package verify
 
 import (
-	"crypto/sha256"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +31,7 @@ import (
 	"github.com/tokenwarden/tokenwarden/internal/authz"
 	"github.com/tokenwarden/tokenwarden/internal/duration"
 	"github.com/tokenwarden/tokenwarden/internal/lifecycle"
+	"github.com/tokenwarden/tokenwarden/internal/token"
 )
 
 // Entry is what the Index knows of one digest. Its slices, Creator,
@@ -85,7 +85,7 @@ type Entry struct {
 // digestKey is a digest as the Index keys it: the SHA-256 itself rather
 // than its hex spelling, so a verification looks a value up without
 // formatting, or allocating, a string.
-type digestKey = [sha256.Size]byte
+type digestKey = token.Sum
 
 // record is an Entry with the digest it is stored under, so the verifier
 // can compare digests itself instead of trusting the map's comparison, and
@@ -275,7 +275,7 @@ func (ix *Index) Delete(key types.NamespacedName) {
 // or more than one ApiToken claims, and for one not spelled as token.Hash
 // spells it.
 func (ix *Index) Lookup(digest string) (Entry, bool) {
-	sum, ok := parseDigest(digest)
+	sum, ok := token.ParseDigest(digest)
 	if !ok {
 		return Entry{}, false
 	}
@@ -397,14 +397,14 @@ func recordsOf(key types.NamespacedName, tok *v1alpha1.ApiToken) []*record {
 		tokenExpiresAt = statusExpiresAt
 	}
 	out := make([]*record, 0, 2)
-	if sum, ok := parseDigest(st.TokenHash); ok {
+	if sum, ok := token.ParseDigest(st.TokenHash); ok {
 		out = append(out, newRecord(sum, st.TokenHash, base,
 			expiries{at: tokenExpiresAt, statusAt: statusExpiresAt, token: tokenExpiresAt}))
 	}
 	// A previous digest equal to the current one can only come from a
 	// hand-edited status; the current entry, with its own expiry, wins.
 	if p := st.Previous; p != nil && p.TokenHash != "" && p.TokenHash != st.TokenHash {
-		if sum, ok := parseDigest(p.TokenHash); ok {
+		if sum, ok := token.ParseDigest(p.TokenHash); ok {
 			prev := base
 			prev.Previous = true
 			// A zero expiresAt is kept as the zero instant, which is in the
@@ -463,49 +463,4 @@ func nonNil(s []string) []string {
 		return noStrings
 	}
 	return s
-}
-
-// digestPrefix starts every digest token.Hash returns.
-const digestPrefix = "sha256:"
-
-// parseDigest returns the SHA-256 a digest spells out, if it is spelled
-// exactly as token.Hash spells it: digestPrefix and 64 lowercase hex digits.
-// Any other spelling could never equal a value's token.Hash.
-func parseDigest(digest string) (sum digestKey, ok bool) {
-	hexSum, found := strings.CutPrefix(digest, digestPrefix)
-	if !found || len(hexSum) != 2*len(sum) {
-		return sum, false
-	}
-	for i := range sum {
-		hi, ok1 := lowerHexDigit(hexSum[2*i])
-		lo, ok2 := lowerHexDigit(hexSum[2*i+1])
-		if !ok1 || !ok2 {
-			return digestKey{}, false
-		}
-		sum[i] = hi<<4 | lo
-	}
-	return sum, true
-}
-
-// lowerHexDigit returns the value of the lowercase hex digit c.
-func lowerHexDigit(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	}
-	return 0, false
-}
-
-// sumOfValue returns the SHA-256 of value, which token.Hash spells as its
-// digest, without allocating.
-func sumOfValue(value string) digestKey {
-	// Converting a string to a []byte that escapes allocates, so a value of
-	// usual length is copied to the stack instead.
-	var stack [128]byte
-	if len(value) <= len(stack) {
-		return sha256.Sum256(stack[:copy(stack[:], value)])
-	}
-	return sha256.Sum256([]byte(value))
 }

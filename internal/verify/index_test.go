@@ -296,12 +296,12 @@ func TestIndexDigestSpelling(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			sum, ok := parseDigest(tt.digest)
+			sum, ok := token.ParseDigest(tt.digest)
 			g.Expect(ok).To(Equal(tt.want))
 			if tt.want {
 				// The key the index stores a digest under is the one a
 				// verification computes from the value.
-				g.Expect(sum).To(Equal(sumOfValue(v)))
+				g.Expect(sum).To(Equal(token.SumOf(v)))
 			}
 
 			tok := issued("tok", "ns", "", nil)
@@ -311,25 +311,6 @@ func TestIndexDigestSpelling(t *testing.T) {
 			g.Expect(ix.Len()).To(Equal(map[bool]int{true: 1, false: 0}[tt.want]))
 			_, found := ix.Lookup(tt.digest)
 			g.Expect(found).To(Equal(tt.want))
-		})
-	}
-}
-
-func TestSumOfValue(t *testing.T) {
-	tests := []struct {
-		name  string
-		value string
-	}{
-		{"a value", newValue(t, v1alpha1.TeamTokenType)},
-		{"empty", ""},
-		{"longer than the stack buffer", strings.Repeat("x", 200)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g := NewWithT(t)
-			sum, ok := parseDigest(token.Hash(tt.value))
-			g.Expect(ok).To(BeTrue())
-			g.Expect(sumOfValue(tt.value)).To(Equal(sum))
 		})
 	}
 }

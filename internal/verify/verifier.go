@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"time"
 
@@ -110,9 +109,9 @@ func (v *Verifier) verify(ctx context.Context, value string, vd *verdict) {
 		vd.reason = ReasonUnknown
 		return
 	}
-	sum := sumOfValue(value)
+	sum := token.SumOf(value)
 	r, ok := v.Index.lookup(&sum)
-	if !ok || !sumsEqual(&sum, &r.sum) {
+	if !ok || !token.SumsEqual(&sum, &r.sum) {
 		vd.reason = ReasonUnknown
 		return
 	}
@@ -253,12 +252,4 @@ func (v *Verifier) now() time.Time {
 		return time.Now()
 	}
 	return v.Clock.Now()
-}
-
-// sumsEqual compares two digests in constant time, so a caller cannot time
-// how much of a stored digest a guess matched. The map lookup before it
-// already compared them, but not in constant time; this makes the decision
-// not rest on that comparison.
-func sumsEqual(a, b *digestKey) bool {
-	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }

@@ -532,28 +532,6 @@ func TestVerifyCustomFormat(t *testing.T) {
 	g.Expect(reason).To(Equal(ReasonMalformed))
 }
 
-func TestSumsEqual(t *testing.T) {
-	sum := sumOfValue("x")
-	lastDiffers, firstDiffers := sum, sum
-	lastDiffers[len(sum)-1] ^= 1
-	firstDiffers[0] ^= 0x80
-	tests := []struct {
-		name string
-		a, b digestKey
-		want bool
-	}{
-		{"equal", sum, sum, true},
-		{"last byte differs", sum, lastDiffers, false},
-		{"first byte differs", sum, firstDiffers, false},
-		{"zero", digestKey{}, digestKey{}, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			NewWithT(t).Expect(sumsEqual(&tt.a, &tt.b)).To(Equal(tt.want))
-		})
-	}
-}
-
 // typo changes one character of the random part of value, keeping its
 // shape, as a person copying it by hand might.
 func typo(value string) string {
