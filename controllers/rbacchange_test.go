@@ -61,3 +61,27 @@ func TestRBACChangeRechecksItsSubjects(t *testing.T) {
 	g.Expect(names(r.tokensAfterRBACChange(t.Context(), nil))).To(ConsistOf("root-1", "root-2", "ops", "jane", "nobody"),
 		"a change that could not be weighed: every token but the Invalidated one")
 }
+
+// TestStandingRecheck: an entitlement that rested on the creator's admin
+// standing is checked again (right after the settle window of a recent
+// RBAC change, else every Recheck, DefaultRecheck by default), so a
+// demotion no watch saw is still found; one that did not rest on it waits
+// for no timer.
+func TestStandingRecheck(t *testing.T) {
+	g := NewWithT(t)
+	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC))
+	standing := authz.NewStanding(nil, clk)
+	r := &ApiTokenReconciler{Standing: standing}
+
+	g.Expect(r.standingRecheck(authz.AdminUnknown)).To(BeZero(), "an owner's entitlement: nothing to re-check")
+	g.Expect(r.standingRecheck(authz.AdminYes)).To(Equal(DefaultRecheck))
+	g.Expect(r.standingRecheck(authz.AdminNo)).To(Equal(DefaultRecheck))
+	r.Recheck = time.Minute
+	g.Expect(r.standingRecheck(authz.AdminYes)).To(Equal(time.Minute), "--admin-standing-recheck")
+
+	standing.Changed()
+	clk.Step(standing.Settle / 4)
+	g.Expect(r.standingRecheck(authz.AdminYes)).To(Equal(standing.Settle*3/4+settleMargin), "right after the settle window")
+	clk.Step(standing.Settle)
+	g.Expect(r.standingRecheck(authz.AdminYes)).To(Equal(time.Minute), "settled: the periodic re-check again")
+}
