@@ -12,13 +12,16 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +37,7 @@ import (
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
+	"github.com/tokenwarden/tokenwarden/internal/controlplane"
 	"github.com/tokenwarden/tokenwarden/test/harness"
 )
 
@@ -44,6 +48,13 @@ type options struct {
 	unrelated, cycles          int
 	idle                       time.Duration
 	workers                    int
+	// profile, if set, is where a CPU profile of the operator during the
+	// issuance through both webhooks goes; pprofAddr is where the operator
+	// then serves it.
+	profile, pprofAddr string
+	// issuanceOnly stops after the issuance figures, which it prints
+	// instead of writing the report.
+	issuanceOnly bool
 }
 
 func main() {
@@ -60,6 +71,8 @@ func main() {
 	flag.DurationVar(&o.idle, "idle", time.Minute, "Idle window for idle_writes_per_min.")
 	flag.IntVar(&o.workers, "workers", 16, "Concurrent requests of the harness.")
 	flag.BoolVar(&o.render, "render", false, "Only write the report from the figures in -results.")
+	flag.StringVar(&o.profile, "profile", "", "Write a CPU profile of the operator during the issuance through both webhooks here (go tool pprof reads it).")
+	flag.BoolVar(&o.issuanceOnly, "issuance-only", false, "Measure only issuance, print its figures and write no report (with -profile, to look into the admission and Active rates).")
 	flag.Parse()
 	// The harness's clients log nothing worth reading here.
 	ctrllog.SetLogger(logr.Discard())
@@ -118,6 +131,9 @@ func run(ctx context.Context, o options) error {
 	if err := clusterFigures(ctx, o, dir, binary, res); err != nil {
 		return err
 	}
+	if o.issuanceOnly {
+		return json.NewEncoder(os.Stdout).Encode(res)
+	}
 	if err := faultFigures(ctx, o, dir, binary, res); err != nil {
 		return err
 	}
@@ -145,7 +161,16 @@ func clusterFigures(ctx context.Context, o options, dir, binary string, res resu
 			return err
 		}
 	}
-	op, err := c.StartOperator(binary, harness.OperatorOptions{Name: "bench", LeaderElect: true, Webhooks: true})
+	var args []string
+	if o.profile != "" {
+		ports, err := controlplane.FreePorts(1)
+		if err != nil {
+			return err
+		}
+		o.pprofAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+		args = []string{"--pprof-bind-address", o.pprofAddr}
+	}
+	op, err := c.StartOperator(binary, harness.OperatorOptions{Name: "bench", LeaderElect: true, Webhooks: true, Args: args})
 	if err != nil {
 		return err
 	}
@@ -177,6 +202,9 @@ func clusterFigures(ctx context.Context, o options, dir, binary string, res resu
 
 	if err := issuance(ctx, o, c, op, res); err != nil {
 		return err
+	}
+	if o.issuanceOnly {
+		return nil
 	}
 
 	// Idle.
@@ -375,6 +403,7 @@ func issuance(ctx context.Context, o options, c *harness.Cluster, op *harness.Op
 	if err != nil {
 		return err
 	}
+	profiled := profileCPU(ctx, o, 10*time.Second)
 	start = time.Now()
 	if _, err := c.CreateTokens(ctx, "bench-tokens", "tok", "bench", o.n, o.workers); err != nil {
 		return err
@@ -404,6 +433,9 @@ func issuance(ctx context.Context, o options, c *harness.Cluster, op *harness.Op
 		return err
 	}
 	tokensPerSec := float64(o.n) / last.Sub(start).Seconds()
+	if err := <-profiled; err != nil {
+		logf("issuance: no CPU profile: %v", err)
+	}
 	cpuAfter, err := harness.CPUTimes()
 	if err != nil {
 		return err
@@ -914,4 +946,40 @@ func writeJSON(path string, res results) error {
 		return err
 	}
 	return os.WriteFile(path, append(data, '\n'), 0o600)
+}
+
+// profileCPU takes a CPU profile of the operator for d into o.profile, in
+// the background; the channel gives its outcome (nil at once when no
+// profile was asked for).
+func profileCPU(ctx context.Context, o options, d time.Duration) <-chan error {
+	done := make(chan error, 1)
+	if o.profile == "" {
+		done <- nil
+		return done
+	}
+	logf("issuance: profiling the operator's CPU for %v into %s", d, o.profile)
+	go func() {
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", o.pprofAddr, int(d.Seconds()))
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			done <- err
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer func() { _ = resp.Body.Close() }()
+		if resp.StatusCode != http.StatusOK {
+			done <- fmt.Errorf("%s: %s", url, resp.Status)
+			return
+		}
+		data, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(o.profile, data, 0o600)
+		}
+		done <- err
+	}()
+	return done
 }
