@@ -80,7 +80,7 @@ func (c *tokenCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(tokensDesc, err)
 		return
 	}
-	for _, s := range Summarize(tokens.Items) {
+	for _, s := range summarize(tokens.Items) {
 		ch <- prometheus.MustNewConstMetric(tokensDesc, prometheus.GaugeValue, float64(s.Count), s.Namespace, s.Type, s.Phase)
 	}
 	for i := range tokens.Items {
@@ -93,17 +93,17 @@ func (c *tokenCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// PhaseCount is the number of tokens of one namespace, type and phase.
-type PhaseCount struct {
+// phaseCount is the number of tokens of one namespace, type and phase.
+type phaseCount struct {
 	Namespace, Type, Phase string
 	Count                  int
 }
 
-// Summarize counts tokens by namespace, type and phase; a token without a
+// summarize counts tokens by namespace, type and phase; a token without a
 // phase yet counts as Pending.
-func Summarize(tokens []v1alpha1.ApiToken) []PhaseCount {
+func summarize(tokens []v1alpha1.ApiToken) []phaseCount {
 	index := map[[3]string]int{}
-	var out []PhaseCount
+	var out []phaseCount
 	for i := range tokens {
 		phase := tokens[i].Status.Phase
 		if phase == "" {
@@ -115,7 +115,7 @@ func Summarize(tokens []v1alpha1.ApiToken) []PhaseCount {
 			continue
 		}
 		index[key] = len(out)
-		out = append(out, PhaseCount{Namespace: key[0], Type: key[1], Phase: key[2], Count: 1})
+		out = append(out, phaseCount{Namespace: key[0], Type: key[1], Phase: key[2], Count: 1})
 	}
 	return out
 }

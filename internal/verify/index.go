@@ -271,21 +271,6 @@ func (ix *Index) Delete(key types.NamespacedName) {
 	ix.removeLocked(key)
 }
 
-// Lookup returns the entry of digest. It reports false for a digest nobody
-// or more than one ApiToken claims, and for one not spelled as token.Hash
-// spells it.
-func (ix *Index) Lookup(digest string) (Entry, bool) {
-	sum, ok := token.ParseDigest(digest)
-	if !ok {
-		return Entry{}, false
-	}
-	r, ok := ix.lookup(&sum)
-	if !ok {
-		return Entry{}, false
-	}
-	return r.entry, true
-}
-
 // Len returns the number of digests that verify as some ApiToken.
 func (ix *Index) Len() int {
 	ix.mu.RLock()
