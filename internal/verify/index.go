@@ -36,7 +36,7 @@ import (
 
 // Entry is what the Index knows of one digest. Its slices, Creator,
 // ExpiresAt and StatusExpiresAt are copies owned by the Index and never
-// changed once stored: treat them as read-only, since every Lookup and
+// changed once stored: treat them as read-only, since every verification and
 // every Identity of the digest shares them.
 type Entry struct {
 	// Key names the ApiToken.
