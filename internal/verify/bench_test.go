@@ -87,7 +87,7 @@ func BenchmarkVerifyHTTP(b *testing.B) {
 		Verifier: &Verifier{Index: ix, Clock: clock.RealClock{}, Teams: benchTeams()},
 		// No token limit, so the loop never meets a 429; the limiter's cost
 		// is still paid.
-		Limiter:  NewLimiter(Limits{RequestsPerToken: rate.Inf}, nil),
+		Limiter:  NewLimiter(Limits{RequestsPerToken: rate.Inf}, clock.RealClock{}),
 		LastUsed: NewLastUsed(),
 	}
 	benchmarkHTTP(b, s.Handler(), value)

@@ -9,6 +9,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	b "github.com/tokenwarden/tokenwarden/internal/builder"
@@ -56,7 +57,7 @@ func TestConcurrentUse(t *testing.T) {
 		values[i] = newValue(t, v1alpha1.TeamTokenType)
 		ix.Upsert(issued("tok-"+strconv.Itoa(i), "ns", values[i], []b.ApiTokenOption{b.TeamToken("a")}, withCreator("jane")))
 	}
-	s := &Server{Verifier: &Verifier{Index: ix, Teams: teamsFunc(b.Team("a", b.WithOwners(b.User("jane")), b.WithNamespaces("ns", "payments")))}, Limiter: NewLimiter(Limits{}, nil), LastUsed: NewLastUsed()}
+	s := &Server{Verifier: &Verifier{Index: ix, Clock: clock.RealClock{}, Teams: teamsFunc(b.Team("a", b.WithOwners(b.User("jane")), b.WithNamespaces("ns", "payments")))}, Limiter: NewLimiter(Limits{}, clock.RealClock{}), LastUsed: NewLastUsed()}
 	ctx := context.Background()
 
 	var wg sync.WaitGroup

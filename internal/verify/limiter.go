@@ -103,9 +103,6 @@ type Limiter struct {
 // NewLimiter returns a Limiter enforcing l, timed by clk (nil: real time).
 func NewLimiter(l Limits, clk clock.PassiveClock) *Limiter {
 	l = l.withDefaults()
-	if clk == nil {
-		clk = clock.RealClock{}
-	}
 	return &Limiter{
 		limits:  l,
 		clock:   clk,

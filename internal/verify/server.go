@@ -124,9 +124,9 @@ type decision struct {
 // decide runs the flow shared by both endpoints and records its metrics;
 // see decideUntimed.
 func (s *Server) decide(ctx context.Context, value, client string, limitClient bool) decision {
-	start := time.Now()
+	start := s.Verifier.Clock.Now()
 	d := s.decideUntimed(ctx, value, client, limitClient)
-	durationSeconds.Observe(time.Since(start).Seconds())
+	durationSeconds.Observe(s.Verifier.Clock.Since(start).Seconds())
 	countOutcome(d.reason)
 	return d
 }

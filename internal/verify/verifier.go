@@ -56,7 +56,7 @@ type Verifier struct {
 	Index *Index
 	// Format is the installation's token format.
 	Format token.Format
-	// Clock decides expiry; nil means the real clock.
+	// Clock decides expiry; required: the process's one clock.
 	Clock clock.PassiveClock
 	// Teams are the Teams there are now, usually a TeamTable fed by the
 	// informer; nil means there are none.
@@ -247,9 +247,4 @@ func (v *Verifier) isAdmin(ctx context.Context, user *v1alpha1.UserIdentity) (au
 	return authz.AdminAnswerOf(admin), nil
 }
 
-func (v *Verifier) now() time.Time {
-	if v.Clock == nil {
-		return time.Now()
-	}
-	return v.Clock.Now()
-}
+func (v *Verifier) now() time.Time { return v.Clock.Now() }

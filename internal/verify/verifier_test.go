@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
@@ -503,7 +504,7 @@ func TestVerifyEmptyListsAreNotNull(t *testing.T) {
 	value := newValue(t, v1alpha1.AdminTokenType)
 	ix := NewIndex()
 	ix.Upsert(issued("w", "ns", value, []b.ApiTokenOption{b.WithType(v1alpha1.AdminTokenType)}, withCreator("boss")))
-	v := &Verifier{Index: ix, Teams: teamsFunc(), Admins: &fakeAdmins{admins: map[string]bool{"boss": true}}}
+	v := &Verifier{Index: ix, Clock: clock.RealClock{}, Teams: teamsFunc(), Admins: &fakeAdmins{admins: map[string]bool{"boss": true}}}
 
 	id, reason := v.Verify(context.Background(), value)
 	g.Expect(reason).To(BeEmpty())
@@ -513,7 +514,7 @@ func TestVerifyEmptyListsAreNotNull(t *testing.T) {
 
 func TestVerifyWithoutIndex(t *testing.T) {
 	g := NewWithT(t)
-	_, reason := (&Verifier{}).Verify(context.Background(), newValue(t, v1alpha1.TeamTokenType))
+	_, reason := (&Verifier{Clock: clock.RealClock{}}).Verify(context.Background(), newValue(t, v1alpha1.TeamTokenType))
 	g.Expect(reason).To(Equal(ReasonUnknown))
 }
 
@@ -526,9 +527,9 @@ func TestVerifyCustomFormat(t *testing.T) {
 	ix.Upsert(issued("tok", "ns", value, []b.ApiTokenOption{b.TeamToken("a")}, withCreator("jane")))
 	teams := teamsFunc(b.Team("a", b.WithOwners(b.User("jane")), b.WithNamespaces("ns", "payments")))
 
-	_, reason := (&Verifier{Index: ix, Format: f, Teams: teams}).Verify(context.Background(), value)
+	_, reason := (&Verifier{Index: ix, Format: f, Clock: clock.RealClock{}, Teams: teams}).Verify(context.Background(), value)
 	g.Expect(reason).To(BeEmpty())
-	_, reason = (&Verifier{Index: ix, Teams: teams}).Verify(context.Background(), value)
+	_, reason = (&Verifier{Index: ix, Clock: clock.RealClock{}, Teams: teams}).Verify(context.Background(), value)
 	g.Expect(reason).To(Equal(ReasonMalformed))
 }
 

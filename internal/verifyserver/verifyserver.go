@@ -59,7 +59,9 @@ type Options struct {
 	// the process's one authz.Standing, which watches RBAC itself.
 	Admins authz.AdminChecker
 	Limits verify.Limits
-	Clock  clock.PassiveClock
+	// Clock is the process's one clock: expiry, rate limits and the
+	// lastUsedAt flushes all read it.
+	Clock clock.WithTicker
 }
 
 // Setup registers the index's informer handlers and the server and flusher
@@ -122,7 +124,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*verify.Server,
 	}); err != nil {
 		return nil, err
 	}
-	if err := mgr.Add(&flusher{client: mgr.GetClient(), lastUsed: lastUsed, interval: opts.FlushInterval}); err != nil {
+	if err := mgr.Add(&flusher{client: mgr.GetClient(), lastUsed: lastUsed, interval: opts.FlushInterval, clock: opts.Clock}); err != nil {
 		return nil, err
 	}
 	return server, nil
@@ -247,6 +249,7 @@ type flusher struct {
 	client   client.Client
 	lastUsed *verify.LastUsed
 	interval time.Duration
+	clock    clock.WithTicker
 }
 
 // NeedLeaderElection lets every replica flush what it verified.
@@ -254,13 +257,13 @@ func (*flusher) NeedLeaderElection() bool { return false }
 
 // Start implements manager.Runnable.
 func (f *flusher) Start(ctx context.Context) error {
-	ticker := time.NewTicker(f.interval)
+	ticker := f.clock.NewTicker(f.interval)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-ticker.C:
+		case <-ticker.C():
 			f.flush(ctx)
 		}
 	}

@@ -129,8 +129,9 @@ type Client struct {
 	// the address that proxy forwards, from a header only the proxy can set.
 	ClientAddr func(r *http.Request) netip.Addr
 
-	// now is the clock; nil means time.Now. Tests replace it.
-	now func() time.Time
+	// clock reads the time (cache freshness, Retry-After); nil means the
+	// system's. WithClock sets it.
+	clock Clock
 	// caErr says WithCA got no certificate; Verify returns it, so a
 	// misconfigured service fails closed instead of trusting other roots.
 	caErr error
@@ -151,6 +152,18 @@ func WithHTTPClient(hc *http.Client) Option {
 // WithClientAddr sets Client.ClientAddr.
 func WithClientAddr(addr func(r *http.Request) netip.Addr) Option {
 	return func(c *Client) { c.ClientAddr = addr }
+}
+
+// Clock tells the time. k8s.io/utils/clock's clocks are Clocks, so a
+// service passes the one clock it injects everywhere, and tests a fake one.
+type Clock interface {
+	Now() time.Time
+}
+
+// WithClock makes the Client read the time from clk instead of the
+// system's clock.
+func WithClock(clk Clock) Option {
+	return func(c *Client) { c.clock = clk }
 }
 
 // WithCacheTTL sets Client.CacheTTL.
@@ -268,7 +281,7 @@ func (c *Client) VerifyFrom(ctx context.Context, token string, client netip.Addr
 	if c.cache == nil {
 		c.cache = newCache()
 	}
-	if id, ok := c.cache.get(key, c.clock()); ok {
+	if id, ok := c.cache.get(key, c.now()); ok {
 		c.mu.Unlock()
 		return id.clone(), nil
 	}
@@ -312,7 +325,7 @@ func (c *Client) run(ctx context.Context, key cacheKey, token string, client net
 	// The answer reflects the server's state at some instant after the
 	// request was sent, so counting the TTL from here keeps the bound on
 	// revocation exact however slow the answer is.
-	sent := c.clock()
+	sent := c.now()
 	id, err := c.fetch(ctx, token, client)
 
 	c.mu.Lock()
@@ -321,7 +334,7 @@ func (c *Client) run(ctx context.Context, key cacheKey, token string, client net
 		if id.ExpiresAt != nil && id.ExpiresAt.Before(expires) {
 			expires = *id.ExpiresAt
 		}
-		if c.clock().Before(expires) {
+		if c.now().Before(expires) {
 			c.cache.put(key, id, expires, c.maxEntries())
 		}
 	}
@@ -374,7 +387,7 @@ func (c *Client) fetch(ctx context.Context, token string, client netip.Addr) (*I
 		_ = resp.Body.Close()
 	}()
 
-	return ReadAnswer(resp, c.clock())
+	return ReadAnswer(resp, c.now())
 }
 
 // ErrNoUser is a 200 answer that names no user: a broken server, not a
@@ -453,9 +466,9 @@ func Endpoint(raw string) (*url.URL, error) {
 	return u.JoinPath("verify"), nil
 }
 
-func (c *Client) clock() time.Time {
-	if c.now != nil {
-		return c.now()
+func (c *Client) now() time.Time {
+	if c.clock != nil {
+		return c.clock.Now()
 	}
 	return time.Now()
 }

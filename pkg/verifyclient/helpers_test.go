@@ -179,9 +179,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 // newTestClient returns a Client of srv on clock.
 func newTestClient(url string, clock *fakeClock, opts ...Option) *Client {
-	c := New(url, opts...)
-	c.now = clock.Now
-	return c
+	return New(url, append([]Option{WithClock(clock)}, opts...)...)
 }
 
 // reasonOf is the reason of a refusal, or "" for any other outcome.
