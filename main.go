@@ -136,17 +136,11 @@ func main() {
 }
 
 func run(ctx context.Context, opts options) error {
-	var (
-		cfg   *rest.Config
-		local *devenv.Env
-		err   error
-	)
-	if opts.dev {
-		setupLog.Info("Starting the local control plane", "dir", opts.devDir)
-		local, err = devenv.Start(devenv.Options{StateDir: opts.devDir, AssetsDir: opts.controlPlaneDir})
-		if err != nil {
-			return err
-		}
+	cfg, local, err := clusterConfig(&opts)
+	if err != nil {
+		return err
+	}
+	if local != nil {
 		// Stopping the control plane is the last thing on every way out, so
 		// Ctrl-C leaves no process behind.
 		defer func() {
@@ -155,24 +149,61 @@ func run(ctx context.Context, opts options) error {
 				setupLog.Error(err, "Stopping the local control plane failed")
 			}
 		}()
-		if local.Reaped > 0 {
-			setupLog.Info("Stopped control plane processes left by an earlier run", "count", local.Reaped)
-		}
-		cfg = local.Config
-		opts.verify = true
-		opts.verifyAddr, opts.verifyCertDir = local.Verify.Address, local.Verify.CertDir
-		if !flagSet("metrics-bind-address") {
-			opts.metrics.BindAddress = local.MetricsAddress
-		}
-		// Plain HTTP on loopback, so curl reads the local metrics without
-		// a token; --metrics-secure=true tries the secure endpoint instead.
-		if !flagSet("metrics-secure") {
-			opts.metrics.Secure = false
-		}
-	} else if cfg, err = ctrl.GetConfig(); err != nil {
-		return fmt.Errorf("no cluster configured (use --dev for the local mode): %w", err)
 	}
+	mgr, err := newManager(cfg, opts, local)
+	if err != nil {
+		return err
+	}
+	// The process's one clock: every expiry, TTL, rate limit and timer
+	// reads it.
+	clk := clock.RealClock{}
+	if err := setup(ctx, mgr, opts, local != nil, clk); err != nil {
+		return err
+	}
+	if local != nil {
+		if err := mgr.Add(readyBanner(local, opts.metrics)); err != nil {
+			return err
+		}
+	}
+	setupLog.Info("Starting the operator")
+	return mgr.Start(ctx)
+}
 
+// clusterConfig is the cluster to run against: the local control plane it
+// starts with --dev (which also decides where verification and metrics are
+// served), else the configured cluster.
+func clusterConfig(opts *options) (*rest.Config, *devenv.Env, error) {
+	if !opts.dev {
+		cfg, err := ctrl.GetConfig()
+		if err != nil {
+			return nil, nil, fmt.Errorf("no cluster configured (use --dev for the local mode): %w", err)
+		}
+		return cfg, nil, nil
+	}
+	setupLog.Info("Starting the local control plane", "dir", opts.devDir)
+	local, err := devenv.Start(devenv.Options{StateDir: opts.devDir, AssetsDir: opts.controlPlaneDir})
+	if err != nil {
+		return nil, nil, err
+	}
+	if local.Reaped > 0 {
+		setupLog.Info("Stopped control plane processes left by an earlier run", "count", local.Reaped)
+	}
+	opts.verify = true
+	opts.verifyAddr, opts.verifyCertDir = local.Verify.Address, local.Verify.CertDir
+	if !flagSet("metrics-bind-address") {
+		opts.metrics.BindAddress = local.MetricsAddress
+	}
+	// Plain HTTP on loopback, so curl reads the local metrics without a
+	// token; --metrics-secure=true tries the secure endpoint instead.
+	if !flagSet("metrics-secure") {
+		opts.metrics.Secure = false
+	}
+	return local.Config, local, nil
+}
+
+// newManager creates the manager: its webhook, metrics and probe servers,
+// leader election and cache.
+func newManager(cfg *rest.Config, opts options, local *devenv.Env) (ctrl.Manager, error) {
 	webhookOpts := webhook.Options{Port: opts.webhookPort, CertDir: opts.webhookCertDir}
 	if local != nil {
 		webhookOpts = webhook.Options{Host: local.Webhook.Host, Port: local.Webhook.Port, CertDir: local.Webhook.CertDir}
@@ -192,8 +223,21 @@ func run(ctx context.Context, opts options) error {
 		Cache:                         cached.Options(nil),
 	})
 	if err != nil {
-		return fmt.Errorf("creating the manager: %w", err)
+		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+// setup registers the product with mgr: the cache indexes, the two
+// reconcilers, the one owner of admin standing, the admission webhooks
+// (always in the local mode) and verification, and the metrics.
+func setup(ctx context.Context, mgr ctrl.Manager, opts options, local bool, clk clock.WithTicker) error {
 	if err := index.Setup(ctx, mgr); err != nil {
 		return fmt.Errorf("registering cache indexes: %w", err)
 	}
@@ -202,15 +246,16 @@ func run(ctx context.Context, opts options) error {
 	}
 	// One owner of admin standing for the reconciler, the webhooks and the
 	// verifier, watching cluster RBAC on every replica.
-	standing := authz.NewStanding(&authz.SubjectAccessReviewer{Client: mgr.GetClient()}, clock.RealClock{})
+	standing := authz.NewStanding(&authz.SubjectAccessReviewer{Client: mgr.GetClient()}, clk)
 	if err := standing.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("watching RBAC for admin standing: %w", err)
 	}
+	format := token.Format{Base: opts.tokenBase}
 	if err := (&controllers.ApiTokenReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
-		Clock:     clock.RealClock{},
-		Format:    token.Format{Base: opts.tokenBase},
+		Clock:     clk,
+		Format:    format,
 		Standing:  standing,
 		Recheck:   opts.standingRecheck,
 		Recorder:  mgr.GetEventRecorder("tokenwarden"),
@@ -220,11 +265,11 @@ func run(ctx context.Context, opts options) error {
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the ApiToken controller: %w", err)
 	}
-	if opts.webhooks || local != nil {
+	if opts.webhooks || local {
 		// Admission asks afresh: its answer is final for the request, and
 		// RBAC may have changed a moment before.
 		if err := webhooks.SetupWithManager(mgr, webhooks.Options{
-			Admins: standing.Fresh(), LifecycleControllers: opts.lifecycleControllers, Clock: clock.RealClock{},
+			Admins: standing.Fresh(), LifecycleControllers: opts.lifecycleControllers, Clock: clk,
 		}); err != nil {
 			return fmt.Errorf("setting up the admission webhooks: %w", err)
 		}
@@ -241,29 +286,16 @@ func run(ctx context.Context, opts options) error {
 			CertDir:              opts.verifyCertDir,
 			AllowQueryToken:      opts.verifyQuery,
 			FlushInterval:        opts.flushInterval,
-			Format:               token.Format{Base: opts.tokenBase},
+			Format:               format,
 			Admins:               standing,
 			Limits:               verify.DefaultLimits(),
-			Clock:                clock.RealClock{},
+			Clock:                clk,
 		}); err != nil {
 			return fmt.Errorf("setting up verification: %w", err)
 		}
 	}
 	metrics.Register(mgr.GetClient())
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return err
-	}
-	if local != nil {
-		if err := mgr.Add(readyBanner(local, opts.metrics)); err != nil {
-			return err
-		}
-	}
-
-	setupLog.Info("Starting the operator")
-	return mgr.Start(ctx)
+	return nil
 }
 
 // readyBanner prints the one line a newcomer needs once the operator's
