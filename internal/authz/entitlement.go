@@ -234,13 +234,20 @@ func Impact(ctx context.Context, admins AdminChecker, tokens []v1alpha1.ApiToken
 	// A team's tokens mostly share a few creators: ask about each once,
 	// not once per token, or a Team edit waits on a thousand reviews.
 	admins = &askOnce{checker: admins, answers: map[string]bool{}}
+	// Nor parse the same creator record a thousand times.
+	creators := map[string]*v1alpha1.UserIdentity{}
 	for i := range tokens {
 		tok := &tokens[i]
 		if tok.Status.Phase == v1alpha1.PhaseInvalidated || tok.Status.TokenHash == "" {
 			continue
 		}
-		creator, err := CreatorOf(tok)
-		if err != nil || creator == nil {
+		record := tok.Annotations[v1alpha1.CreatorAnnotation]
+		creator, parsed := creators[record]
+		if !parsed {
+			creator, _ = CreatorOf(tok)
+			creators[record] = creator
+		}
+		if creator == nil {
 			continue
 		}
 		v, _, err := Decide(ctx, admins, creator, func(admin AdminAnswer) Verdict {
