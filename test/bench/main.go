@@ -163,12 +163,9 @@ func clusterFigures(ctx context.Context, o options, dir, binary string, res resu
 	}
 	var args []string
 	if o.profile != "" {
-		ports, err := controlplane.FreePorts(1)
-		if err != nil {
+		if args, o.pprofAddr, err = pprofArgs(); err != nil {
 			return err
 		}
-		o.pprofAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
-		args = []string{"--pprof-bind-address", o.pprofAddr}
 	}
 	op, err := c.StartOperator(binary, harness.OperatorOptions{Name: "bench", LeaderElect: true, Webhooks: true, Args: args})
 	if err != nil {
@@ -959,27 +956,41 @@ func profileCPU(ctx context.Context, o options, d time.Duration) <-chan error {
 	}
 	logf("issuance: profiling the operator's CPU for %v into %s", d, o.profile)
 	go func() {
-		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", o.pprofAddr, int(d.Seconds()))
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			done <- err
-			return
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			done <- err
-			return
-		}
-		defer func() { _ = resp.Body.Close() }()
-		if resp.StatusCode != http.StatusOK {
-			done <- fmt.Errorf("%s: %s", url, resp.Status)
-			return
-		}
-		data, err := io.ReadAll(resp.Body)
-		if err == nil {
-			err = os.WriteFile(o.profile, data, 0o600)
-		}
-		done <- err
+		done <- saveProfile(ctx, o.pprofAddr, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())), o.profile)
 	}()
 	return done
+}
+
+// saveProfile fetches /debug/pprof/<which> from the operator's pprof
+// server at addr into file, for go tool pprof.
+func saveProfile(ctx context.Context, addr, which, file string) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/%s", addr, which)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, data, 0o600)
+}
+
+// pprofArgs are the operator's flags serving pprof on a free loopback
+// port, and that address.
+func pprofArgs() ([]string, string, error) {
+	ports, err := controlplane.FreePorts(1)
+	if err != nil {
+		return nil, "", err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+	return []string{"--pprof-bind-address", addr}, addr, nil
 }

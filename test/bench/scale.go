@@ -63,6 +63,9 @@ type scaleOptions struct {
 	benchCount                  int
 	benchTime                   time.Duration
 	verifyTest                  string
+	// profiles, if set, is the directory where the operator's profiles
+	// go: CPU while the tokens turn Active, heap with all of them Active.
+	profiles string
 }
 
 var (
@@ -90,6 +93,7 @@ func init() {
 	flag.DurationVar(&scaleOpt.verifyTime, "scale-verify-time", 5*time.Second, "Scale run: length of one round of the live /verify measurement.")
 	flag.IntVar(&scaleOpt.benchCount, "scale-bench-count", 3, "Scale run: rounds of the in-process verification benchmarks (the median counts).")
 	flag.DurationVar(&scaleOpt.benchTime, "scale-bench-time", time.Second, "Scale run: length of one in-process benchmark.")
+	flag.StringVar(&scaleOpt.profiles, "scale-profiles", "", "Scale run: a directory for the operator's CPU profile while tokens turn Active and heap profile with all Active (go tool pprof reads them); empty takes none.")
 	flag.StringVar(&scaleOpt.verifyTest, "scale-verify-test", "bin/bench/verify.test", "Scale run: internal/verify's compiled tests (go test -c), whose benchmarks are make bench's.")
 }
 
@@ -289,6 +293,9 @@ type scaleState struct {
 	values []string
 	// retries counts creates tried again after a transient error.
 	retries atomic.Int64
+	// pprofAddr is where the first operator serves pprof, with
+	// -scale-profiles.
+	pprofAddr string
 }
 
 func runScale(ctx context.Context) error {
@@ -377,7 +384,16 @@ func (s *scaleState) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() { _ = s.c.Stop() }()
-	if s.op, err = s.c.StartOperator(s.binary, harness.OperatorOptions{Name: "scale", LeaderElect: true, Webhooks: true}); err != nil {
+	var args []string
+	if s.o.profiles != "" {
+		if err := os.MkdirAll(s.o.profiles, 0o750); err != nil {
+			return err
+		}
+		if args, s.pprofAddr, err = pprofArgs(); err != nil {
+			return err
+		}
+	}
+	if s.op, err = s.c.StartOperator(s.binary, harness.OperatorOptions{Name: "scale", LeaderElect: true, Webhooks: true, Args: args}); err != nil {
 		return err
 	}
 	defer func() { s.op.Stop() }()
@@ -569,6 +585,13 @@ func (s *scaleState) issue(ctx context.Context) error {
 	}
 	created2 := time.Since(start)
 	logf("scale: all %d created; waiting for them to be Active", o.tokens)
+	if o.profiles != "" {
+		file := filepath.Join(o.profiles, "activation.cpu.pprof")
+		logf("scale: profiling the operator's CPU for 30s into %s", file)
+		if err := saveProfile(ctx, s.pprofAddr, "profile?seconds=30", file); err != nil {
+			logf("scale: no CPU profile: %v", err)
+		}
+	}
 	last, err = s.active.waitFor(ctx, o.few+o.tokens, 30*time.Minute+time.Duration(rest)*20*time.Millisecond)
 	if err != nil {
 		return err
@@ -600,6 +623,18 @@ func (s *scaleState) memory(ctx context.Context) error {
 		s.res["scale_heap_mb"] = mb(int64(heap))
 	} else {
 		logf("scale: no live heap figure: %v", err)
+	}
+	// The same account as make bench's: RSS by kind, live heap, idle heap.
+	if _, mem, err := operatorMemory(ctx, s.op); err == nil {
+		memFigures(s.res, "scale", mem)
+	}
+	if s.o.profiles != "" {
+		file := filepath.Join(s.o.profiles, "all-active.heap.pprof")
+		if err := saveProfile(ctx, s.pprofAddr, "heap?gc=1", file); err != nil {
+			logf("scale: no heap profile: %v", err)
+		} else {
+			logf("scale: heap profile in %s", file)
+		}
 	}
 	logf("scale: RSS %.1f MB, heap %v MB with %d Active tokens", mb(rss), s.res["scale_heap_mb"], s.o.tokens+s.o.few)
 	return nil

@@ -93,8 +93,8 @@ var scaleGoals = []scaleGoal{
 		}},
 	{key: "scale_rss_mb", what: "operator RSS with every token Active, after a quiet window (MB)", op: "<=", target: 400,
 		detail: func(r results) string {
-			return fmt.Sprintf("live heap %s MB; after the restart: RSS %s MB, heap %s MB",
-				scaleShow(r["scale_heap_mb"]), scaleShow(r["scale_rss_after_restart_mb"]), scaleShow(r["scale_heap_after_restart_mb"]))
+			return fmt.Sprintf("%s; after the restart: RSS %s MB, heap allocated %s MB",
+				heapDetail(r, "scale"), scaleShow(r["scale_rss_after_restart_mb"]), scaleShow(r["scale_heap_after_restart_mb"]))
 		}},
 	{key: "scale_startup_ready_s", what: "restart → ready (`/readyz`, verification index and Teams synced) with every token present (s)", op: "<=", target: 30,
 		detail: func(r results) string {
