@@ -110,12 +110,10 @@ func (r *ApiTokenReconciler) reconcileEntitlement(ctx context.Context, s *apiTok
 	}
 	tok := authz.TokenOf(s.token)
 	decide := func(reader client.Reader, admins authz.AdminChecker) (authz.Teams, authz.Verdict, authz.AdminAnswer, error) {
-		list := &v1alpha1.TeamList{}
-		// Read-only: no need to copy every Team out of the cache.
-		if err := reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
-			return nil, authz.Verdict{}, authz.AdminUnknown, fmt.Errorf("listing Teams: %w", err)
+		teams, err := decidingTeams(ctx, reader, tok)
+		if err != nil {
+			return nil, authz.Verdict{}, authz.AdminUnknown, err
 		}
-		teams := authz.TeamsOf(list.Items)
 		verdict, answer, err := authz.Decide(ctx, admins, s.creator, func(admin authz.AdminAnswer) authz.Verdict {
 			return authz.Entitled(tok, s.creator, teams, admin)
 		})
@@ -157,6 +155,39 @@ func (r *ApiTokenReconciler) reconcileEntitlement(ctx context.Context, s *apiTok
 		}
 	}
 	return ctrl.Result{RequeueAfter: r.standingRecheck(answer)}, nil
+}
+
+// decidingTeams reads the Teams that decide tok's entitlement and policy:
+// none for an Admin token; the ones it names for a Team token, so that a
+// refusal confirmed against the API server costs a GET per team, not a
+// list of every Team in the cluster (10,000 tokens of one team revoked at
+// once would otherwise list them all 10,000 times); every Team for a
+// Wildcard token, whose creator may own any.
+func decidingTeams(ctx context.Context, reader client.Reader, tok authz.Token) (authz.Teams, error) {
+	switch tok.Type {
+	case v1alpha1.AdminTokenType:
+		return authz.Teams{}, nil
+	case v1alpha1.TeamTokenType:
+		list := make([]v1alpha1.Team, 0, len(tok.Teams))
+		for _, name := range tok.Teams {
+			var team v1alpha1.Team
+			switch err := reader.Get(ctx, client.ObjectKey{Name: name}, &team); {
+			case apierrors.IsNotFound(err):
+				// Gone: Entitled says TeamDeleted.
+			case err != nil:
+				return nil, fmt.Errorf("reading Team %s: %w", name, err)
+			default:
+				list = append(list, team)
+			}
+		}
+		return authz.TeamsOf(list), nil
+	}
+	list := &v1alpha1.TeamList{}
+	// Read-only: no need to copy every Team out of the cache.
+	if err := reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing Teams: %w", err)
+	}
+	return authz.TeamsOf(list.Items), nil
 }
 
 // standingRecheck is when to check again an entitlement that rested on the
