@@ -1088,10 +1088,15 @@ func (s *scaleState) restart(ctx context.Context) error {
 		return err
 	}
 	res["scale_startup_verify_s"] = round(took.Seconds(), 2)
-	reconciled, busy, err := s.quietAfter(ctx, 0, start, 30*time.Minute)
+	// The controllers start once this replica leads: the quiet window
+	// counts from then, or a start slower than the window would look
+	// settled before its first reconcile.
+	led := time.Now()
+	reconciled, busy, err := s.quietAfter(ctx, 0, led, 30*time.Minute)
 	if err != nil {
 		return err
 	}
+	busy += led.Sub(start)
 	res["scale_startup_reconciles"] = reconciled
 	res["scale_startup_settled_s"] = round(busy.Seconds(), 1)
 	logf("scale: ready after %v, verifying after %v, %.0f reconciles done after %v", ready.Round(time.Millisecond),
