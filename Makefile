@@ -123,8 +123,8 @@ fuzz: ## Fuzz the token parser, the header parser and the admission decision, FU
 bench: ## Run the benchmarks; writes docs/benchmarks.md and bin/bench/results.json.
 	hack/bench.sh
 
-# The scale run (issue #14): 100,000 ApiTokens through admission, 30 to 60
-# minutes on 2 cores. BENCH_SCALE_ARGS adds flags of test/bench's -scale-run
+# The scale run (issue #14): 100,000 ApiTokens through admission, about 30
+# minutes on 2 cores (27 on 2026-12-04). BENCH_SCALE_ARGS adds flags of test/bench's -scale-run
 # mode, e.g. BENCH_SCALE_ARGS="-scale-tokens 20000 -scale-namespaces 200".
 .PHONY: bench-scale
 bench-scale: controlplane ## Run the scale benchmark (100,000 ApiTokens); writes bin/bench/scale.json and its section of docs/benchmarks.md.

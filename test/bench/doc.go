@@ -235,6 +235,11 @@ What the figures are made of, where a goal is missed:
 		text += fmt.Sprintf("The upper bounds spread over the pollers' passes (resolution p50 %s ms, "+
 			"max %s ms), which is what the p99 above measures beyond the instant.",
 			show(r["revocation_resolution_ms_p50"]), show(r["revocation_resolution_ms_max"]))
+		if patch, ok := number(r["revocation_patch_ms"]); ok {
+			text += fmt.Sprintf(" The clock starts when the Team patch is sent, and the patch itself took %s ms: "+
+				"kube-apiserver calls the Team webhook, which works out which tokens the change invalidates "+
+				"to warn of them, before it stores the change that the informers then deliver.", show(patch))
+		}
 		bullet(&b, "Revocation", text)
 	}
 	bullet(&b, "Memory", memoryMadeOf(r))
