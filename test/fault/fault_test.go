@@ -6,6 +6,7 @@ package fault
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"net/http"
 	"os"
@@ -36,7 +37,15 @@ func run(m *testing.M) int {
 	if err != nil {
 		panic(err)
 	}
-	defer func() { _ = os.RemoveAll(dir) }()
+	// The operators' and the control plane's logs stay when a test fails.
+	code := 1
+	defer func() {
+		if code != 0 {
+			fmt.Fprintln(os.Stderr, "fault: logs kept in", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	}()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		panic(err)
@@ -48,7 +57,8 @@ func run(m *testing.M) int {
 		panic(err)
 	}
 	defer func() { _ = cluster.Stop() }()
-	return m.Run()
+	code = m.Run()
+	return code
 }
 
 // cycles is FAULT_CYCLES, 20 by default.

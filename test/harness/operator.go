@@ -214,9 +214,12 @@ func (op *Operator) AwaitAnswer(ctx context.Context, value, forwardedFor string,
 		if err == nil && got == code {
 			return time.Since(since), reason, nil
 		}
+		if op.Exited() {
+			return time.Since(since), "", fmt.Errorf("operator %s exited while /verify was awaited; see %s", op.Name, op.LogPath)
+		}
 		if time.Now().After(deadline) {
 			if err != nil {
-				return time.Since(since), "", fmt.Errorf("/verify of %s never answered %d in %v: %w", op.Name, code, timeout, err)
+				return time.Since(since), "", fmt.Errorf("/verify of %s never answered %d in %v: %w (log: %s)", op.Name, code, timeout, err, op.LogPath)
 			}
 			return time.Since(since), "", fmt.Errorf("/verify of %s never answered %d in %v (last %d %s)", op.Name, code, timeout, got, reason)
 		}
