@@ -284,13 +284,9 @@ func TestIndexDigestSpelling(t *testing.T) {
 		digest string
 		want   bool
 	}{
+		// token's TestParseDigest covers every other spelling.
 		{"as token.Hash spells it", digest, true},
 		{"uppercase hex", "sha256:" + strings.ToUpper(hexPart), false},
-		{"another algorithm", "sha512:" + hexPart, false},
-		{"no prefix", hexPart, false},
-		{"one digit short", digest[:len(digest)-1], false},
-		{"one digit long", digest + "0", false},
-		{"not hex", digest[:len(digest)-1] + "g", false},
 		{"empty", "", false},
 	}
 	for _, tt := range tests {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -246,16 +248,7 @@ What the figures are made of, where a goal is missed:
 	if problems, ok := r["crash_problems"]; ok {
 		fmt.Fprintf(&b, "\nFault injection problems: %v\n", problems)
 	}
-	var keys []string
-	for k := range r {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	b.WriteString("\nEvery figure of the run:\n\n```\n")
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s: %s\n", k, show(r[k]))
-	}
-	b.WriteString("```\n")
+	writeFigures(&b, r)
 	b.WriteString(keepScaleSection(path))
 	return os.WriteFile(path, []byte(b.String()), 0o600)
 }
@@ -419,4 +412,14 @@ func trim(f float64) string {
 		return fmt.Sprintf("%d", int64(f))
 	}
 	return s
+}
+
+// writeFigures lists every figure of a run, sorted by key, in a code block.
+func writeFigures(b *strings.Builder, r results) {
+	keys := slices.Sorted(maps.Keys(r))
+	b.WriteString("\nEvery figure of the run:\n\n```\n")
+	for _, k := range keys {
+		fmt.Fprintf(b, "%s: %s\n", k, show(r[k]))
+	}
+	b.WriteString("```\n")
 }

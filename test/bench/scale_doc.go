@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -217,16 +216,8 @@ How each is measured:
 	if e, ok := r["scale_error"]; ok {
 		fmt.Fprintf(&b, "\nThe run failed: %v\n", e)
 	}
-	var keys []string
-	for k := range r {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	b.WriteString("\nEvery figure of the run:\n\n```\n")
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s: %s\n", k, scaleShow(r[k]))
-	}
-	b.WriteString("```\n" + scaleEnd)
+	writeFigures(&b, r)
+	b.WriteString(scaleEnd)
 	return b.String()
 }
 
