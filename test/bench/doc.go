@@ -18,6 +18,9 @@ type goal struct {
 	// op is ">=", "<=" or "" (no goal, reported for information).
 	op     string
 	target float64
+	// targetKey, when set, names the figure that is the goal instead of
+	// target.
+	targetKey string
 	// detail adds measured context after the figure.
 	detail func(results) string
 }
@@ -124,27 +127,7 @@ control plane in the same run, and the HTTP figures are ratios against a bare ha
 | figure | measured | goal | | context |
 |---|---|---|---|---|
 `)
-	for _, g := range goals {
-		v, ok := r[g.key]
-		measured := "not measured"
-		if ok {
-			measured = show(v)
-		}
-		target, verdict := "—", ""
-		if g.op != "" {
-			target = g.op[:1] + " " + trim(g.target)
-			target = strings.NewReplacer(">", "≥", "<", "≤").Replace(target)
-			verdict = "not met"
-			if f, isNum := number(v); isNum && ((g.op == ">=" && f >= g.target) || (g.op == "<=" && f <= g.target)) {
-				verdict = "met"
-			}
-		}
-		detail := ""
-		if g.detail != nil && ok {
-			detail = g.detail(r)
-		}
-		fmt.Fprintf(&b, "| %s (`%s`) | %s | %s | %s | %s |\n", g.what, g.key, measured, target, verdict, detail)
-	}
+	writeGoalRows(&b, goals, r)
 	writeIssuance(&b, r)
 	b.WriteString(`
 How each is measured:
@@ -422,4 +405,33 @@ func writeFigures(b *strings.Builder, r results) {
 		fmt.Fprintf(b, "%s: %s\n", k, show(r[k]))
 	}
 	b.WriteString("```\n")
+}
+
+// writeGoalRows writes one table row per goal: the figure, the goal, whether
+// it was met, and the goal's context.
+func writeGoalRows(b *strings.Builder, goals []goal, r results) {
+	for _, g := range goals {
+		v, ok := r[g.key]
+		measured := "not measured"
+		if ok {
+			measured = show(v)
+		}
+		target, verdict := "—", ""
+		if g.op != "" {
+			want, haveTarget := g.target, true
+			if g.targetKey != "" {
+				want, haveTarget = number(r[g.targetKey])
+			}
+			target = strings.NewReplacer(">", "≥", "<", "≤").Replace(g.op[:1]) + " " + trim(want)
+			verdict = "not met"
+			if f, isNum := number(v); isNum && haveTarget && ((g.op == ">=" && f >= want) || (g.op == "<=" && f <= want)) {
+				verdict = "met"
+			}
+		}
+		detail := ""
+		if g.detail != nil && ok {
+			detail = g.detail(r)
+		}
+		fmt.Fprintf(b, "| %s (`%s`) | %s | %s | %s | %s |\n", g.what, g.key, measured, target, verdict, detail)
+	}
 }

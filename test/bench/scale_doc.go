@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -72,18 +71,8 @@ func writeScaleDoc(path string, r results) error {
 	return os.WriteFile(path, []byte(doc), 0o600)
 }
 
-// scaleGoal is one row of the section.
-type scaleGoal struct {
-	key, what string
-	// op is ">=", "<=" or "" (for information).
-	op string
-	// target is the goal; targetKey, when set, names the figure that is.
-	target    float64
-	targetKey string
-	detail    func(r results) string
-}
-
-var scaleGoals = []scaleGoal{
+// scaleGoals are the rows of the section.
+var scaleGoals = []goal{
 	{key: "scale_active_s", what: "all ApiTokens created through admission → all Active (s)",
 		detail: func(r results) string {
 			return fmt.Sprintf("%s tokens in %s namespaces, %s Teams, created by %s concurrent requests in %s s (%s/s); Active at %s/s; %s creates retried",
@@ -160,30 +149,7 @@ reconciled for %s s.
 `, scaleShow(r["scale_tokens"]), scaleShow(r["scale_namespaces"]), scaleShow(r["scale_teams"]),
 		"`"+bigTeam+"`", scaleShow(r["scale_revocation_tokens"]), "`"+candidate+"`", scaleShow(r["scale_admin_creator_tokens"]),
 		scaleShow(r["scale_quiet_s"]))
-	for _, g := range scaleGoals {
-		v, ok := r[g.key]
-		measured := "not measured"
-		if ok {
-			measured = scaleShow(v)
-		}
-		target, verdict := "—", ""
-		if g.op != "" {
-			want, haveTarget := g.target, true
-			if g.targetKey != "" {
-				want, haveTarget = number(r[g.targetKey])
-			}
-			target = strings.NewReplacer(">=", "≥ ", "<=", "≤ ").Replace(g.op) + strconv.FormatFloat(want, 'f', -1, 64)
-			verdict = "not met"
-			if f, isNum := number(v); isNum && haveTarget && ((g.op == ">=" && f >= want) || (g.op == "<=" && f <= want)) {
-				verdict = "met"
-			}
-		}
-		detail := ""
-		if g.detail != nil && ok {
-			detail = g.detail(r)
-		}
-		fmt.Fprintf(&b, "| %s (`%s`) | %s | %s | %s | %s |\n", g.what, g.key, measured, target, verdict, detail)
-	}
+	writeGoalRows(&b, scaleGoals, r)
 	fmt.Fprintf(&b, `
 How each is measured:
 - **Issuance**: the first (baseline) tokens, then the rest, each by concurrent creates as
