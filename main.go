@@ -31,14 +31,14 @@ import (
 	"github.com/tokenwarden/tokenwarden/controllers"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
 	"github.com/tokenwarden/tokenwarden/internal/cached"
+	"github.com/tokenwarden/tokenwarden/internal/cacheindex"
 	"github.com/tokenwarden/tokenwarden/internal/devenv"
-	"github.com/tokenwarden/tokenwarden/internal/index"
 	"github.com/tokenwarden/tokenwarden/internal/logging"
 	"github.com/tokenwarden/tokenwarden/internal/metrics"
 	"github.com/tokenwarden/tokenwarden/internal/token"
 	"github.com/tokenwarden/tokenwarden/internal/verify"
 	"github.com/tokenwarden/tokenwarden/internal/verifyserver"
-	webhooks "github.com/tokenwarden/tokenwarden/webhook"
+	"github.com/tokenwarden/tokenwarden/webhook/admit"
 )
 
 var (
@@ -238,7 +238,7 @@ func newManager(cfg *rest.Config, opts options, local *devenv.Env) (ctrl.Manager
 // reconcilers, the one owner of admin standing, the admission webhooks
 // (always in the local mode) and verification, and the metrics.
 func setup(ctx context.Context, mgr ctrl.Manager, opts options, local bool, clk clock.WithTicker) error {
-	if err := index.Setup(ctx, mgr); err != nil {
+	if err := cacheindex.Setup(ctx, mgr); err != nil {
 		return fmt.Errorf("registering cache indexes: %w", err)
 	}
 	if err := (&controllers.TeamReconciler{Client: mgr.GetClient(), Coalesce: time.Second}).SetupWithManager(mgr); err != nil {
@@ -268,7 +268,7 @@ func setup(ctx context.Context, mgr ctrl.Manager, opts options, local bool, clk 
 	if opts.webhooks || local {
 		// Admission asks afresh: its answer is final for the request, and
 		// RBAC may have changed a moment before.
-		if err := webhooks.SetupWithManager(mgr, webhooks.Options{
+		if err := admit.SetupWithManager(mgr, admit.Options{
 			Admins: standing.Fresh(), LifecycleControllers: opts.lifecycleControllers, Clock: clk,
 		}); err != nil {
 			return fmt.Errorf("setting up the admission webhooks: %w", err)

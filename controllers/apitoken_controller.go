@@ -24,7 +24,7 @@ import (
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
-	"github.com/tokenwarden/tokenwarden/internal/index"
+	"github.com/tokenwarden/tokenwarden/internal/cacheindex"
 	"github.com/tokenwarden/tokenwarden/internal/lifecycle"
 	"github.com/tokenwarden/tokenwarden/internal/token"
 )
@@ -258,14 +258,14 @@ var ignoreLastUsedOnly = predicate.Funcs{
 }
 
 // tokensOfTeam maps a Team (old and new, on updates) to the tokens whose
-// entitlement it may decide (index.TokensOfTeam).
+// entitlement it may decide (cacheindex.TokensOfTeam).
 func (r *ApiTokenReconciler) tokensOfTeam(ctx context.Context, obj client.Object) []reconcile.Request {
 	team, ok := obj.(*v1alpha1.Team)
 	if !ok {
 		return nil
 	}
 	// Read-only: only the keys are kept.
-	tokens, err := index.TokensOfTeam(ctx, r.Client, team, client.UnsafeDisableDeepCopy)
+	tokens, err := cacheindex.TokensOfTeam(ctx, r.Client, team, client.UnsafeDisableDeepCopy)
 	if err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Listing a Team's tokens failed", "team", team.Name)
 	}

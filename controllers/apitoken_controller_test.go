@@ -17,8 +17,8 @@ import (
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/controllers"
-	b "github.com/tokenwarden/tokenwarden/internal/builder"
 	"github.com/tokenwarden/tokenwarden/internal/metrics"
+	b "github.com/tokenwarden/tokenwarden/internal/testobj"
 	"github.com/tokenwarden/tokenwarden/internal/token"
 )
 

@@ -16,7 +16,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
-	b "github.com/tokenwarden/tokenwarden/internal/builder"
+	b "github.com/tokenwarden/tokenwarden/internal/testobj"
 	"github.com/tokenwarden/tokenwarden/internal/token"
 )
 

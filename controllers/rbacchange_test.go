@@ -11,8 +11,8 @@ import (
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
-	b "github.com/tokenwarden/tokenwarden/internal/builder"
 	"github.com/tokenwarden/tokenwarden/internal/controlplane"
+	b "github.com/tokenwarden/tokenwarden/internal/testobj"
 )
 
 // TestRBACChangeRechecksItsSubjects: after an RBAC change the reconciler

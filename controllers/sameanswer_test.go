@@ -19,11 +19,11 @@ import (
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/controllers"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
-	b "github.com/tokenwarden/tokenwarden/internal/builder"
 	"github.com/tokenwarden/tokenwarden/internal/controlplane"
+	b "github.com/tokenwarden/tokenwarden/internal/testobj"
 	"github.com/tokenwarden/tokenwarden/internal/token"
 	"github.com/tokenwarden/tokenwarden/internal/verify"
-	"github.com/tokenwarden/tokenwarden/webhook"
+	"github.com/tokenwarden/tokenwarden/webhook/admit"
 )
 
 // admins is an RBAC answer for the same-answer test: the user names that
@@ -94,7 +94,7 @@ func TestSameAnswerEverywhere(t *testing.T) {
 				WithStatusSubresource(&v1alpha1.ApiToken{}, &v1alpha1.Team{}).Build()
 
 			// Admission: the actor creates the token.
-			validator := &webhook.ApiTokenValidator{Reader: c, Admins: tt.admins, Clock: clk}
+			validator := &admit.ApiTokenValidator{Reader: c, Admins: tt.admins, Clock: clk}
 			req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
 				Operation: admissionv1.Create, Name: tok.Name, Namespace: ns,
 				Kind:     metav1.GroupVersionKind{Group: v1alpha1.GroupVersion.Group, Version: v1alpha1.GroupVersion.Version, Kind: "ApiToken"},

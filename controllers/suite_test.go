@@ -29,8 +29,8 @@ import (
 	"github.com/tokenwarden/tokenwarden/controllers"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
 	"github.com/tokenwarden/tokenwarden/internal/cached"
+	"github.com/tokenwarden/tokenwarden/internal/cacheindex"
 	"github.com/tokenwarden/tokenwarden/internal/controlplane"
-	"github.com/tokenwarden/tokenwarden/internal/index"
 	"github.com/tokenwarden/tokenwarden/internal/logging"
 	"github.com/tokenwarden/tokenwarden/internal/metrics"
 	"github.com/tokenwarden/tokenwarden/internal/token"
@@ -197,7 +197,7 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	cacheReader = mgr.GetCache()
-	Expect(index.Setup(ctx, mgr)).To(Succeed())
+	Expect(cacheindex.Setup(ctx, mgr)).To(Succeed())
 	// As in main.go: the gauges read the cache when gathered.
 	metrics.Register(mgr.GetClient())
 	// As in main.go, but with a shorter wait so specs need not.

@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
-	"github.com/tokenwarden/tokenwarden/internal/index"
+	"github.com/tokenwarden/tokenwarden/internal/cacheindex"
 )
 
 // TeamReconciler keeps a Team's status: how many of its tokens are Active,
@@ -65,7 +65,7 @@ func (r *TeamReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 // reconcileActiveTokens counts the team's Team tokens in phase Active.
 func (r *TeamReconciler) reconcileActiveTokens(ctx context.Context, team *v1alpha1.Team) error {
 	tokens := &v1alpha1.ApiTokenList{}
-	if err := r.List(ctx, tokens, client.MatchingFields{index.Teams: team.Name}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.List(ctx, tokens, client.MatchingFields{cacheindex.Teams: team.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("listing the team's tokens: %w", err)
 	}
 	var active int32

@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
-	b "github.com/tokenwarden/tokenwarden/internal/builder"
+	b "github.com/tokenwarden/tokenwarden/internal/testobj"
 )
 
 // These specs prove config/policy's ValidatingAdmissionPolicy, which the

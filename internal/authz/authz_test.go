@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
-	b "github.com/tokenwarden/tokenwarden/internal/builder"
+	b "github.com/tokenwarden/tokenwarden/internal/testobj"
 )
 
 func user(name string, groups ...string) *v1alpha1.UserIdentity {

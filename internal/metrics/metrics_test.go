@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
-	b "github.com/tokenwarden/tokenwarden/internal/builder"
+	b "github.com/tokenwarden/tokenwarden/internal/testobj"
 )
 
 func withPhase(phase v1alpha1.ApiTokenPhase, expires *time.Time) b.ApiTokenOption {

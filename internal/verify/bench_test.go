@@ -17,14 +17,14 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
-	"github.com/tokenwarden/tokenwarden/internal/builder"
+	"github.com/tokenwarden/tokenwarden/internal/testobj"
 )
 
 // benchIndex indexes n Team tokens and returns one value from the middle.
 func benchIndex(tb testing.TB, n int) (*Index, string) {
 	ix := NewIndex()
 	var target string
-	opts := []builder.ApiTokenOption{builder.TeamToken("payments", "orders"), builder.WithScopes("read:orders", "write:orders")}
+	opts := []testobj.ApiTokenOption{testobj.TeamToken("payments", "orders"), testobj.WithScopes("read:orders", "write:orders")}
 	for i := range n {
 		v := newValue(tb, v1alpha1.TeamTokenType)
 		ix.Upsert(issued("tok-"+strconv.Itoa(i), "ns", v, opts,
@@ -54,11 +54,11 @@ func benchTokens(tb testing.TB) int {
 // for, so the creator's standing is checked against a realistic table.
 func benchTeams() TeamSource {
 	teams := []*v1alpha1.Team{
-		builder.Team("payments", builder.WithOwners(builder.User("jane@example.com")), builder.WithNamespaces("ns", "payments")),
-		builder.Team("orders", builder.WithOwners(builder.Group("order-leads"), builder.User("jane@example.com")), builder.WithNamespaces("ns", "payments")),
+		testobj.Team("payments", testobj.WithOwners(testobj.User("jane@example.com")), testobj.WithNamespaces("ns", "payments")),
+		testobj.Team("orders", testobj.WithOwners(testobj.Group("order-leads"), testobj.User("jane@example.com")), testobj.WithNamespaces("ns", "payments")),
 	}
 	for i := range 98 {
-		teams = append(teams, builder.Team("team-"+strconv.Itoa(i), builder.WithOwners(builder.User("owner-"+strconv.Itoa(i)))))
+		teams = append(teams, testobj.Team("team-"+strconv.Itoa(i), testobj.WithOwners(testobj.User("owner-"+strconv.Itoa(i)))))
 	}
 	return StaticTeams(teams...)
 }

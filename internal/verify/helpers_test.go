@@ -10,8 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
-	b "github.com/tokenwarden/tokenwarden/internal/builder"
 	"github.com/tokenwarden/tokenwarden/internal/duration"
+	b "github.com/tokenwarden/tokenwarden/internal/testobj"
 	"github.com/tokenwarden/tokenwarden/internal/token"
 )
 

@@ -6,7 +6,7 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	b "github.com/tokenwarden/tokenwarden/internal/builder"
+	b "github.com/tokenwarden/tokenwarden/internal/testobj"
 )
 
 func TestTeamTable(t *testing.T) {

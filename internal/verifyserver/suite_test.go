@@ -17,8 +17,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/tokenwarden/tokenwarden/internal/authz"
-	b "github.com/tokenwarden/tokenwarden/internal/builder"
 	"github.com/tokenwarden/tokenwarden/internal/controlplane"
+	b "github.com/tokenwarden/tokenwarden/internal/testobj"
 	"github.com/tokenwarden/tokenwarden/internal/token"
 	"github.com/tokenwarden/tokenwarden/internal/verify"
 	"github.com/tokenwarden/tokenwarden/internal/verifyserver"

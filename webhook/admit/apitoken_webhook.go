@@ -1,7 +1,7 @@
-// Package webhook holds the admission webhooks: thin handlers that read who
+// Package admit holds the admission webhooks: thin handlers that read who
 // is asking and hand the decision to internal/authz, the code the
 // reconcilers use too.
-package webhook
+package admit
 
 import (
 	"context"

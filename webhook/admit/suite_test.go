@@ -1,4 +1,4 @@
-package webhook_test
+package admit_test
 
 import (
 	"context"
@@ -23,13 +23,13 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
+	"github.com/tokenwarden/tokenwarden/internal/cacheindex"
 	"github.com/tokenwarden/tokenwarden/internal/controlplane"
-	"github.com/tokenwarden/tokenwarden/internal/index"
-	"github.com/tokenwarden/tokenwarden/webhook"
+	"github.com/tokenwarden/tokenwarden/webhook/admit"
 )
 
 // These specs send requests through the real kube-apiserver, as different
@@ -93,13 +93,13 @@ var _ = BeforeSuite(func() {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
-		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{
+		WebhookServer: webhook.NewServer(webhook.Options{
 			Host: wh.LocalServingHost, Port: wh.LocalServingPort, CertDir: wh.LocalServingCertDir,
 		}),
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(index.Setup(ctx, mgr)).To(Succeed())
-	Expect(webhook.SetupWithManager(mgr, webhook.Options{
+	Expect(cacheindex.Setup(ctx, mgr)).To(Succeed())
+	Expect(admit.SetupWithManager(mgr, admit.Options{
 		Admins: &authz.SubjectAccessReviewer{Client: mgr.GetClient()}, Clock: clock.RealClock{},
 	})).To(Succeed())
 	go func() {

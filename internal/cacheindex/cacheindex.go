@@ -1,6 +1,6 @@
-// Package index names the cache indexes on ApiTokens that the reconcilers
+// Package cacheindex names the cache indexes on ApiTokens that the reconcilers
 // and the admission webhooks share, and registers them.
-package index
+package cacheindex
 
 import (
 	"context"

@@ -1,8 +1,8 @@
-// Package builder makes Team and ApiToken objects for tests with functional
+// Package testobj makes Team and ApiToken objects for tests with functional
 // options, so a test states only what matters to it:
 //
-//	builder.ApiToken("t1", "ns", builder.WithType(v1alpha1.TeamTokenType), builder.WithTeams("a"))
-package builder
+//	testobj.ApiToken("t1", "ns", testobj.WithType(v1alpha1.TeamTokenType), testobj.WithTeams("a"))
+package testobj
 
 import (
 	"encoding/json"

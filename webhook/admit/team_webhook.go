@@ -1,4 +1,4 @@
-package webhook
+package admit
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
-	"github.com/tokenwarden/tokenwarden/internal/index"
+	"github.com/tokenwarden/tokenwarden/internal/cacheindex"
 )
 
 // +kubebuilder:webhook:path=/validate-auth-tokenwarden-io-v1alpha1-team,mutating=false,failurePolicy=fail,sideEffects=None,groups=auth.tokenwarden.io,resources=teams,verbs=create;update;delete,versions=v1alpha1,name=vteam.auth.tokenwarden.io,admissionReviewVersions=v1,timeoutSeconds=5
@@ -22,7 +22,7 @@ import (
 // --dry-run=server too, so a GitOps pull-request check can show them.
 type TeamValidator struct {
 	// Reader lists Teams and ApiTokens (from the cache, with the indexes of
-	// package index).
+	// package cacheindex).
 	Reader client.Reader
 	// Admins answers admin standing, asking afresh each time.
 	Admins authz.AdminChecker
@@ -96,7 +96,7 @@ func (v *TeamValidator) impact(ctx context.Context, old, team *v1alpha1.Team) (a
 
 	// Read-only (authz.Impact changes nothing), so a Team of 10,000 tokens
 	// is not copied out of the cache on the request path.
-	candidates, err := index.TokensOfTeam(ctx, v.Reader, old, client.UnsafeDisableDeepCopy)
+	candidates, err := cacheindex.TokensOfTeam(ctx, v.Reader, old, client.UnsafeDisableDeepCopy)
 	if err != nil {
 		return nil, err
 	}
