@@ -106,7 +106,7 @@ nginx: ## Install nginx (Debian package) for the end-to-end test, if missing and
 # as a failure when a worker is mid-run under load (golang/go#75804, fixed
 # in go1.27), and a count has no deadline to race. 100,000 runs take about
 # 10 to 30 s a target on 2 cores.
-FUZZ_TARGETS = ./internal/token:FuzzParse ./internal/verify:FuzzExtractToken ./internal/authz:FuzzReviewToken
+FUZZ_TARGETS = ./internal/token:FuzzParse ./internal/verifyhttp:FuzzExtractToken ./internal/authz:FuzzReviewToken
 FUZZ_SHORT ?= 100000x
 FUZZTIME ?= 5m
 
@@ -133,7 +133,7 @@ bench: ## Run the benchmarks; writes docs/benchmarks.md and bin/bench/results.js
 .PHONY: bench-scale
 bench-scale: controlplane ## Run the scale benchmark (100,000 ApiTokens); writes bin/bench/scale.json and its section of docs/benchmarks.md.
 	mkdir -p bin/bench
-	go test -c -o bin/bench/verify.test ./internal/verify/
+	go test -c -o bin/bench/verify.test ./internal/verifyhttp/
 	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" go run ./test/bench -scale-run -scale-verify-test bin/bench/verify.test \
 		-scale-results bin/bench/scale.json -scale-doc docs/benchmarks.md $(BENCH_SCALE_ARGS)
 

@@ -35,9 +35,9 @@ import (
 	"github.com/tokenwarden/tokenwarden/internal/devenv"
 	"github.com/tokenwarden/tokenwarden/internal/logging"
 	"github.com/tokenwarden/tokenwarden/internal/metrics"
+	"github.com/tokenwarden/tokenwarden/internal/ratelimit"
 	"github.com/tokenwarden/tokenwarden/internal/token"
-	"github.com/tokenwarden/tokenwarden/internal/verify"
-	"github.com/tokenwarden/tokenwarden/internal/verifyserver"
+	"github.com/tokenwarden/tokenwarden/internal/verifysetup"
 	"github.com/tokenwarden/tokenwarden/webhook/admit"
 )
 
@@ -279,7 +279,7 @@ func setup(ctx context.Context, mgr ctrl.Manager, opts options, local bool, clk 
 		if err != nil {
 			return fmt.Errorf("--verify-trusted-proxies: %w", err)
 		}
-		if _, err := verifyserver.Setup(ctx, mgr, verifyserver.Options{
+		if _, err := verifysetup.Setup(ctx, mgr, verifysetup.Options{
 			TrustedProxies:       proxies,
 			TokenReviewAudiences: opts.reviewAudiences,
 			BindAddress:          opts.verifyAddr,
@@ -288,7 +288,7 @@ func setup(ctx context.Context, mgr ctrl.Manager, opts options, local bool, clk 
 			FlushInterval:        opts.flushInterval,
 			Format:               format,
 			Admins:               standing,
-			Limits:               verify.DefaultLimits(),
+			Limits:               ratelimit.DefaultLimits(),
 			Clock:                clk,
 		}); err != nil {
 			return fmt.Errorf("setting up verification: %w", err)

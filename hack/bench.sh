@@ -15,7 +15,7 @@ out_dir=bin/bench
 mkdir -p "${out_dir}" docs
 raw="${out_dir}/verify.txt"
 
-go test -c -o "${out_dir}/verify.test" ./internal/verify/
+go test -c -o "${out_dir}/verify.test" ./internal/verifyhttp/
 echo "bench: in-process verification on one core, ${COUNT} x ${BENCHTIME}" >&2
 "${out_dir}/verify.test" -test.run '^$' -test.bench '^BenchmarkVerifyInProcess$' -test.cpu 1 \
 	-test.benchtime "${BENCHTIME}" -test.count "${COUNT}" -test.benchmem >"${raw}"

@@ -1,6 +1,6 @@
 // Package metrics holds the operator's Prometheus metrics about tokens, on
 // controller-runtime's registry (served at the manager's metrics endpoint
-// next to the verification metrics of internal/verify).
+// next to the verification metrics of internal/verifyhttp).
 package metrics
 
 import (

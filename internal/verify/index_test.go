@@ -15,10 +15,10 @@ import (
 )
 
 func TestIndex(t *testing.T) {
-	v1 := newValue(t, v1alpha1.TeamTokenType)
-	v2 := newValue(t, v1alpha1.TeamTokenType)
-	v3 := newValue(t, v1alpha1.TeamTokenType)
-	other := newValue(t, v1alpha1.WildcardTokenType)
+	v1 := b.NewValue(t, v1alpha1.TeamTokenType)
+	v2 := b.NewValue(t, v1alpha1.TeamTokenType)
+	v3 := b.NewValue(t, v1alpha1.TeamTokenType)
+	other := b.NewValue(t, v1alpha1.WildcardTokenType)
 	expires := t0.Add(time.Hour)
 	overlapEnd := t0.Add(10 * time.Minute)
 	teamOpts := []b.ApiTokenOption{b.TeamToken("payments", "orders"), b.WithScopes("read:orders")}
@@ -51,7 +51,7 @@ func TestIndex(t *testing.T) {
 	}
 	later := t0.Add(2 * time.Hour)
 	sooner := t0.Add(5 * time.Minute)
-	byJane := withCreator("jane", "devs")
+	byJane := b.WithCreator("jane", "devs")
 
 	tests := []struct {
 		name    string
@@ -63,27 +63,27 @@ func TestIndex(t *testing.T) {
 	}{
 		{
 			name:    "current value",
-			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, byJane, withExpiry(expires))},
+			upserts: []*v1alpha1.ApiToken{b.Issued("tok", "ns", v1, teamOpts, byJane, b.WithExpiry(expires))},
 			want:    map[string]*Entry{v1: ptr(current(&expires)), v2: nil},
 			wantLen: 1,
 		},
 		{
 			name:    "no expiry means nil",
-			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, byJane)},
+			upserts: []*v1alpha1.ApiToken{b.Issued("tok", "ns", v1, teamOpts, byJane)},
 			want:    map[string]*Entry{v1: ptr(current(nil))},
 			wantLen: 1,
 		},
 		{
 			name:    "previous value in its overlap",
-			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v2, teamOpts, byJane, withExpiry(expires), withPrevious(v1, overlapEnd))},
+			upserts: []*v1alpha1.ApiToken{b.Issued("tok", "ns", v2, teamOpts, byJane, b.WithExpiry(expires), b.WithPrevious(v1, overlapEnd))},
 			want:    map[string]*Entry{v2: ptr(current(&expires)), v1: ptr(previous())},
 			wantLen: 2,
 		},
 		{
 			name: "upsert replaces every old digest",
 			upserts: []*v1alpha1.ApiToken{
-				issued("tok", "ns", v2, teamOpts, byJane, withExpiry(expires), withPrevious(v1, overlapEnd)),
-				issued("tok", "ns", v3, teamOpts, byJane, withExpiry(expires)),
+				b.Issued("tok", "ns", v2, teamOpts, byJane, b.WithExpiry(expires), b.WithPrevious(v1, overlapEnd)),
+				b.Issued("tok", "ns", v3, teamOpts, byJane, b.WithExpiry(expires)),
 			},
 			want:    map[string]*Entry{v1: nil, v2: nil, v3: ptr(current(&expires))},
 			wantLen: 1,
@@ -91,8 +91,8 @@ func TestIndex(t *testing.T) {
 		{
 			name: "a token without tokenHash has no entries",
 			upserts: []*v1alpha1.ApiToken{
-				issued("tok", "ns", v1, teamOpts, byJane),
-				issued("tok", "ns", "", teamOpts, byJane),
+				b.Issued("tok", "ns", v1, teamOpts, byJane),
+				b.Issued("tok", "ns", "", teamOpts, byJane),
 			},
 			want:    map[string]*Entry{v1: nil},
 			wantLen: 0,
@@ -100,9 +100,9 @@ func TestIndex(t *testing.T) {
 		{
 			name: "a token being deleted has no entries",
 			upserts: []*v1alpha1.ApiToken{
-				issued("tok", "ns", v1, teamOpts, byJane),
+				b.Issued("tok", "ns", v1, teamOpts, byJane),
 				func() *v1alpha1.ApiToken {
-					tok := issued("tok", "ns", v1, teamOpts, byJane)
+					tok := b.Issued("tok", "ns", v1, teamOpts, byJane)
 					now := metav1.NewTime(t0)
 					tok.DeletionTimestamp = &now
 					return tok
@@ -114,8 +114,8 @@ func TestIndex(t *testing.T) {
 		{
 			name: "delete drops current and previous, and only them",
 			upserts: []*v1alpha1.ApiToken{
-				issued("tok", "ns", v2, teamOpts, byJane, withPrevious(v1, overlapEnd)),
-				issued("other", "ns", other, nil, byJane),
+				b.Issued("tok", "ns", v2, teamOpts, byJane, b.WithPrevious(v1, overlapEnd)),
+				b.Issued("other", "ns", other, nil, byJane),
 			},
 			deletes: []types.NamespacedName{key("ns", "tok"), key("ns", "never-seen")},
 			want:    map[string]*Entry{v1: nil, v2: nil},
@@ -124,8 +124,8 @@ func TestIndex(t *testing.T) {
 		{
 			name: "tokens of the same name in other namespaces are apart",
 			upserts: []*v1alpha1.ApiToken{
-				issued("tok", "ns", v1, teamOpts, byJane),
-				issued("tok", "elsewhere", v2, teamOpts, byJane),
+				b.Issued("tok", "ns", v1, teamOpts, byJane),
+				b.Issued("tok", "elsewhere", v2, teamOpts, byJane),
 			},
 			deletes: []types.NamespacedName{key("elsewhere", "tok")},
 			want:    map[string]*Entry{v1: ptr(current(nil)), v2: nil},
@@ -134,8 +134,8 @@ func TestIndex(t *testing.T) {
 		{
 			name: "a digest two tokens claim verifies as neither",
 			upserts: []*v1alpha1.ApiToken{
-				issued("tok", "ns", v1, teamOpts, byJane),
-				issued("copy", "ns", v1, teamOpts, byJane),
+				b.Issued("tok", "ns", v1, teamOpts, byJane),
+				b.Issued("copy", "ns", v1, teamOpts, byJane),
 			},
 			want:    map[string]*Entry{v1: nil},
 			wantLen: 0,
@@ -143,8 +143,8 @@ func TestIndex(t *testing.T) {
 		{
 			name: "the other claimant verifies again once one is deleted",
 			upserts: []*v1alpha1.ApiToken{
-				issued("tok", "ns", v1, teamOpts, byJane),
-				issued("copy", "ns", v1, teamOpts, byJane),
+				b.Issued("tok", "ns", v1, teamOpts, byJane),
+				b.Issued("copy", "ns", v1, teamOpts, byJane),
 			},
 			deletes: []types.NamespacedName{key("ns", "copy")},
 			want:    map[string]*Entry{v1: ptr(current(nil))},
@@ -152,15 +152,15 @@ func TestIndex(t *testing.T) {
 		},
 		{
 			name: "the creator is the annotation's, never status.creator's",
-			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts,
-				withCreator("jane", "devs"), withStatusCreator("boss", "system:masters"))},
+			upserts: []*v1alpha1.ApiToken{b.Issued("tok", "ns", v1, teamOpts,
+				b.WithCreator("jane", "devs"), b.WithStatusCreator("boss", "system:masters"))},
 			want:    map[string]*Entry{v1: ptr(current(nil))},
 			wantLen: 1,
 		},
 		{
 			name: "status.creator does not stand in for a missing annotation",
-			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts,
-				withoutCreator(), withStatusCreator("jane", "devs"))},
+			upserts: []*v1alpha1.ApiToken{b.Issued("tok", "ns", v1, teamOpts,
+				b.WithoutCreator(), b.WithStatusCreator("jane", "devs"))},
 			want: map[string]*Entry{v1: func() *Entry {
 				e := current(nil)
 				e.Creator = nil
@@ -170,34 +170,34 @@ func TestIndex(t *testing.T) {
 		},
 		{
 			name:    "spec.disabled is recorded before the phase says so",
-			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, byJane, withDisabled())},
+			upserts: []*v1alpha1.ApiToken{b.Issued("tok", "ns", v1, teamOpts, byJane, b.WithDisabled(true))},
 			want:    map[string]*Entry{v1: with(current(nil), func(e *Entry) { e.Disabled = true })},
 			wantLen: 1,
 		},
 		{
 			name: "an expiry moved later in the spec wins over the status's",
-			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, byJane,
-				withExpiry(later), withStatusExpiry(expires))},
+			upserts: []*v1alpha1.ApiToken{b.Issued("tok", "ns", v1, teamOpts, byJane,
+				b.WithExpiry(later), b.WithStatusExpiry(expires))},
 			want:    map[string]*Entry{v1: with(current(&later), func(e *Entry) { e.StatusExpiresAt = &expires })},
 			wantLen: 1,
 		},
 		{
 			name:    "an expiry removed from the spec is no expiry, whatever the status says",
-			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, byJane, withStatusExpiry(expires))},
+			upserts: []*v1alpha1.ApiToken{b.Issued("tok", "ns", v1, teamOpts, byJane, b.WithStatusExpiry(expires))},
 			want:    map[string]*Entry{v1: with(current(nil), func(e *Entry) { e.StatusExpiresAt = &expires })},
 			wantLen: 1,
 		},
 		{
 			name: "a lifetime counts from status.issuedAt",
-			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, byJane,
-				withLifetime("1h", t0))},
+			upserts: []*v1alpha1.ApiToken{b.Issued("tok", "ns", v1, teamOpts, byJane,
+				b.WithIssuedLifetime("1h", t0))},
 			want:    map[string]*Entry{v1: with(current(&expires), func(e *Entry) { e.IssuedAt = t0 })},
 			wantLen: 1,
 		},
 		{
 			name: "a lifetime changed in the spec wins over the status's expiry",
-			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, byJane,
-				withLifetime("1d", t0), withStatusExpiry(expires))},
+			upserts: []*v1alpha1.ApiToken{b.Issued("tok", "ns", v1, teamOpts, byJane,
+				b.WithIssuedLifetime("1d", t0), b.WithStatusExpiry(expires))},
 			want: map[string]*Entry{v1: with(current(ptr(t0.Add(24*time.Hour))), func(e *Entry) {
 				e.IssuedAt, e.StatusExpiresAt = t0, &expires
 			})},
@@ -205,15 +205,15 @@ func TestIndex(t *testing.T) {
 		},
 		{
 			name: "a lifetime without an issuance leaves the expiry to the status",
-			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, byJane,
-				withLifetime("1d", t0), withStatusExpiry(expires), func(t *v1alpha1.ApiToken) { t.Status.IssuedAt = nil })},
+			upserts: []*v1alpha1.ApiToken{b.Issued("tok", "ns", v1, teamOpts, byJane,
+				b.WithIssuedLifetime("1d", t0), b.WithStatusExpiry(expires), func(t *v1alpha1.ApiToken) { t.Status.IssuedAt = nil })},
 			want:    map[string]*Entry{v1: ptr(current(&expires))},
 			wantLen: 1,
 		},
 		{
 			name: "a previous value ends with the token when the spec ends it sooner",
-			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v2, teamOpts, byJane,
-				withExpiry(sooner), withStatusExpiry(expires), withPrevious(v1, overlapEnd))},
+			upserts: []*v1alpha1.ApiToken{b.Issued("tok", "ns", v2, teamOpts, byJane,
+				b.WithExpiry(sooner), b.WithStatusExpiry(expires), b.WithPrevious(v1, overlapEnd))},
 			want: map[string]*Entry{
 				v2: with(current(&sooner), func(e *Entry) { e.StatusExpiresAt = &expires }),
 				v1: with(previous(), func(e *Entry) { e.ExpiresAt = &sooner }),
@@ -222,7 +222,7 @@ func TestIndex(t *testing.T) {
 		},
 		{
 			name:    "a previous digest equal to the current one keeps the current entry",
-			upserts: []*v1alpha1.ApiToken{issued("tok", "ns", v1, teamOpts, byJane, withPrevious(v1, overlapEnd))},
+			upserts: []*v1alpha1.ApiToken{b.Issued("tok", "ns", v1, teamOpts, byJane, b.WithPrevious(v1, overlapEnd))},
 			want:    map[string]*Entry{v1: ptr(current(nil))},
 			wantLen: 1,
 		},
@@ -253,9 +253,9 @@ func TestIndex(t *testing.T) {
 
 func TestIndexCopiesOutOfTheToken(t *testing.T) {
 	g := NewWithT(t)
-	v := newValue(t, v1alpha1.TeamTokenType)
-	tok := issued("tok", "ns", v, []b.ApiTokenOption{b.TeamToken("payments"), b.WithScopes("read")},
-		withCreator("jane"), withExpiry(t0))
+	v := b.NewValue(t, v1alpha1.TeamTokenType)
+	tok := b.Issued("tok", "ns", v, []b.ApiTokenOption{b.TeamToken("payments"), b.WithScopes("read")},
+		b.WithCreator("jane"), b.WithExpiry(t0))
 	ix := NewIndex()
 	ix.Upsert(tok)
 
@@ -276,7 +276,7 @@ func TestIndexCopiesOutOfTheToken(t *testing.T) {
 }
 
 func TestIndexDigestSpelling(t *testing.T) {
-	v := newValue(t, v1alpha1.TeamTokenType)
+	v := b.NewValue(t, v1alpha1.TeamTokenType)
 	digest := token.Hash(v)
 	hexPart := digest[len("sha256:"):]
 	tests := []struct {
@@ -300,7 +300,7 @@ func TestIndexDigestSpelling(t *testing.T) {
 				g.Expect(sum).To(Equal(token.SumOf(v)))
 			}
 
-			tok := issued("tok", "ns", "", nil)
+			tok := b.Issued("tok", "ns", "", nil)
 			tok.Status.TokenHash = tt.digest
 			ix := NewIndex()
 			ix.Upsert(tok)

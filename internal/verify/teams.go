@@ -42,10 +42,13 @@ type TeamTable struct {
 	teams  map[string]*v1alpha1.Team
 	snap   atomic.Pointer[TeamSnapshot]
 	synced atomic.Bool
+	// hasSynced, when set, tells whether the informer has delivered every
+	// Team that existed at start; see SyncedWhen.
+	hasSynced func() bool
 }
 
 // NewTeamTable returns an empty TeamTable that answers only once
-// MarkSynced is called.
+// MarkSynced is called, or SyncedWhen's function says so.
 func NewTeamTable() *TeamTable {
 	t := &TeamTable{teams: map[string]*v1alpha1.Team{}}
 	t.snap.Store(emptyTeams)
@@ -92,8 +95,24 @@ func (t *TeamTable) MarkSynced() {
 	t.publish()
 }
 
-// Synced reports whether MarkSynced was called.
-func (t *TeamTable) Synced() bool { return t.synced.Load() }
+// SyncedWhen makes the table synced as soon as hasSynced, an informer
+// registration's HasSynced, says every Team that existed at start was
+// delivered: the first question after that marks it, so no goroutine has
+// to wait for the informer. Call it before the table is used.
+func (t *TeamTable) SyncedWhen(hasSynced func() bool) { t.hasSynced = hasSynced }
+
+// Synced reports whether the table answers: MarkSynced was called, or the
+// function given to SyncedWhen says the informer has synced.
+func (t *TeamTable) Synced() bool {
+	if t.synced.Load() {
+		return true
+	}
+	if t.hasSynced == nil || !t.hasSynced() {
+		return false
+	}
+	t.MarkSynced()
+	return true
+}
 
 // publish replaces the snapshot; t.mu must be held. Until the table is
 // synced nobody reads it, so the initial list is published once, not once
@@ -113,7 +132,7 @@ func (t *TeamTable) publish() {
 
 // Snapshot implements TeamSource.
 func (t *TeamTable) Snapshot(context.Context) (*TeamSnapshot, error) {
-	if !t.synced.Load() {
+	if !t.Synced() {
 		return nil, errTeamsNotSynced
 	}
 	return t.snap.Load(), nil

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -43,4 +44,25 @@ func TestTeamTable(t *testing.T) {
 	table.Delete("payments")
 	gone, _ := table.Snapshot(ctx)
 	g.Expect(gone.Names).To(BeEmpty())
+}
+
+// TestTeamTableSyncedWhen: a table told how to know its informer has
+// synced answers from the first question after that, with every Team
+// delivered before it, and not before.
+func TestTeamTableSyncedWhen(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	table := NewTeamTable()
+	var informerSynced atomic.Bool
+	table.SyncedWhen(informerSynced.Load)
+	table.Upsert(b.Team("payments", b.WithOwners(b.User("jane"))))
+	g.Expect(table.Synced()).To(BeFalse())
+	_, err := table.Snapshot(ctx)
+	g.Expect(err).To(MatchError(errTeamsNotSynced))
+
+	informerSynced.Store(true)
+	snap, err := table.Snapshot(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(snap.Names).To(Equal([]string{"payments"}), "the Teams delivered before the sync are published")
+	g.Expect(table.Synced()).To(BeTrue())
 }

@@ -3,7 +3,10 @@ package verify
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/types"
 
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -32,9 +35,6 @@ const (
 	// so the HTTP endpoints answer 503 and charge the client nothing.
 	ReasonUnavailable = verifyclient.ReasonUnavailable
 )
-
-// outcomeVerified is the outcome label of a verified request.
-const outcomeVerified = "Verified"
 
 // UserPrefix starts Identity.User: tokenwarden:<namespace>:<name>:<uid>,
 // where uid is the ApiToken's metadata.uid, so that a token deleted and
@@ -74,45 +74,64 @@ type Verifier struct {
 // then the digest's lookup, then the ApiToken's state at this instant, so a
 // value stops verifying on the second it expires even if no reconcile ran.
 func (v *Verifier) Verify(ctx context.Context, value string) (Identity, string) {
-	var vd verdict
-	v.verify(ctx, value, &vd)
-	return vd.id, vd.reason
+	var vd Verdict
+	v.Decide(ctx, value, &vd)
+	return vd.Identity, vd.Reason
 }
 
-// verdict is the outcome of one verification.
-type verdict struct {
-	id Identity
-	// rec is the record value verified as, nil when refused. The server
-	// takes the digest for the per-token rate limit and the header values
-	// from it.
+// Verdict is the outcome of one verification, with what a transport needs
+// to answer it that Identity does not say.
+type Verdict struct {
+	// Identity is who the value is; zero when refused.
+	Identity Identity
+	// Reason is why the value is refused; "" when verified.
+	Reason string
+	// At is the instant the verification was decided at.
+	At time.Time
+	// rec is the record the value verified as, nil when refused.
 	rec *record
-	// at is the instant the verification was decided at.
-	at time.Time
-	// reason is "" when verified.
-	reason string
 }
 
-// verify is Verify also telling the record value verified as and the
-// instant, for the server. It fills in vd, which must be zero, rather than
-// returning a verdict, which would copy it once more.
-func (v *Verifier) verify(ctx context.Context, value string, vd *verdict) {
+// Key is the ApiToken the value verified as.
+func (vd *Verdict) Key() types.NamespacedName { return vd.rec.entry.Key }
+
+// Digest is the verified value's digest as status holds it,
+// "sha256:<hex>": the key of the token's request budget.
+func (vd *Verdict) Digest() string { return vd.rec.digest }
+
+// Joined is Identity's teams and scopes joined with commas, and its expiry
+// in RFC 3339 and UTC ("" for none): what the X-Tokenwarden-* headers say.
+// They were worked out once, when the token entered the Index, except the
+// teams of a Wildcard token, which depend on the instant.
+func (vd *Verdict) Joined() (teams, scopes, expiresAt string) {
+	teams = vd.rec.teamsHeader
+	if vd.rec.dynamicTeams {
+		teams = strings.Join(vd.Identity.Teams, ",")
+	}
+	return teams, vd.rec.scopesHeader, vd.rec.expiresHeader
+}
+
+// Decide is Verify filling in vd, which must be zero, instead of returning
+// the identity: it also tells the transport the token's budget key and
+// header values, and a verification copies nothing it does not need to.
+func (v *Verifier) Decide(ctx context.Context, value string, vd *Verdict) {
 	if value == "" {
-		vd.reason = ReasonMissing
+		vd.Reason = ReasonMissing
 		return
 	}
 	typ, err := v.Format.Parse(value)
 	if err != nil {
-		vd.reason = ReasonMalformed
+		vd.Reason = ReasonMalformed
 		return
 	}
 	if v.Index == nil {
-		vd.reason = ReasonUnknown
+		vd.Reason = ReasonUnknown
 		return
 	}
 	sum := token.SumOf(value)
 	r, ok := v.Index.lookup(&sum)
 	if !ok || !token.SumsEqual(&sum, &r.sum) {
-		vd.reason = ReasonUnknown
+		vd.Reason = ReasonUnknown
 		return
 	}
 	e := &r.entry
@@ -121,12 +140,12 @@ func (v *Verifier) verify(ctx context.Context, value string, vd *verdict) {
 	// it is not a token of this ApiToken's type, and saying more would only
 	// help whoever crafted it.
 	if typ != e.Type {
-		vd.reason = ReasonUnknown
+		vd.Reason = ReasonUnknown
 		return
 	}
 	now := v.now()
 	if reason := refusal(e, now); reason != "" {
-		vd.reason = reason
+		vd.Reason = reason
 		return
 	}
 	teams, reason, err := v.standing(ctx, r)
@@ -138,16 +157,16 @@ func (v *Verifier) verify(ctx context.Context, value string, vd *verdict) {
 		if !errors.Is(err, errTeamsNotSynced) {
 			log.FromContext(ctx).Error(err, "Cannot resolve the teams of a token", "apiToken", e.Key.String())
 		}
-		vd.reason = ReasonUnavailable
+		vd.Reason = ReasonUnavailable
 		return
 	}
 	if reason != "" {
-		vd.reason = reason
+		vd.Reason = reason
 		return
 	}
 	// Everything here is shared with the record rather than copied; see
 	// Identity.
-	vd.id = Identity{
+	vd.Identity = Identity{
 		User:      r.user,
 		Name:      e.Key.Name,
 		Namespace: e.Key.Namespace,
@@ -158,9 +177,9 @@ func (v *Verifier) verify(ctx context.Context, value string, vd *verdict) {
 		ExpiresAt: e.ExpiresAt,
 	}
 	if e.Creator != nil {
-		vd.id.Creator = e.Creator.Username
+		vd.Identity.Creator = e.Creator.Username
 	}
-	vd.rec, vd.at = r, now
+	vd.rec, vd.At = r, now
 }
 
 // refusal is the reason e does not verify at now, or "" if it does. Only an

@@ -12,6 +12,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	"github.com/tokenwarden/tokenwarden/internal/authz/authztest"
 	b "github.com/tokenwarden/tokenwarden/internal/testobj"
 	"github.com/tokenwarden/tokenwarden/internal/token"
 )
@@ -41,7 +42,7 @@ func TestVerify(t *testing.T) {
 	type tokenCase struct {
 		typ    v1alpha1.ApiTokenType
 		opts   []b.ApiTokenOption
-		status []tokenOption
+		status []b.ApiTokenOption
 	}
 	tests := []struct {
 		name string
@@ -52,7 +53,7 @@ func TestVerify(t *testing.T) {
 		present string
 		at      time.Time
 		teams   TeamSource
-		admins  *fakeAdmins
+		admins  *authztest.Admins
 		// wantTeams is checked when wantReason is "".
 		wantReason string
 		wantTeams  []string
@@ -61,61 +62,61 @@ func TestVerify(t *testing.T) {
 	}{
 		{name: "missing", value: "", present: "literal", wantReason: ReasonMissing},
 		{name: "garbage", value: "hunter2", present: "literal", wantReason: ReasonMalformed},
-		{name: "another installation's base", value: "xx" + newValue(t, v1alpha1.TeamTokenType)[2:], present: "literal", wantReason: ReasonMalformed},
-		{name: "a typo breaks the checksum", value: typo(newValue(t, v1alpha1.TeamTokenType)), present: "literal", wantReason: ReasonMalformed},
-		{name: "well-formed but never issued", value: newValue(t, v1alpha1.TeamTokenType), present: "literal", wantReason: ReasonUnknown},
+		{name: "another installation's base", value: "xx" + b.NewValue(t, v1alpha1.TeamTokenType)[2:], present: "literal", wantReason: ReasonMalformed},
+		{name: "a typo breaks the checksum", value: typo(b.NewValue(t, v1alpha1.TeamTokenType)), present: "literal", wantReason: ReasonMalformed},
+		{name: "well-formed but never issued", value: b.NewValue(t, v1alpha1.TeamTokenType), present: "literal", wantReason: ReasonUnknown},
 		{
 			name:       "active team token",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withExpiry(expires)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithExpiry(expires)}},
 			wantTeams:  []string{"payments", "orders"},
 			wantExpiry: &expires,
 		},
 		{
 			name:       "one nanosecond before expiry",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withExpiry(expires)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithExpiry(expires)}},
 			at:         expires.Add(-time.Nanosecond),
 			wantTeams:  []string{"payments", "orders"},
 			wantExpiry: &expires,
 		},
 		{
 			name:       "expired on the exact instant, before any reconcile",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withExpiry(expires)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithExpiry(expires)}},
 			at:         expires,
 			wantReason: ReasonExpired,
 		},
 		{
 			name:       "disabled",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withPhase(v1alpha1.PhaseDisabled)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithPhase(v1alpha1.PhaseDisabled)}},
 			wantReason: ReasonDisabled,
 		},
 		{
 			name:       "invalidated",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withPhase(v1alpha1.PhaseInvalidated)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithPhase(v1alpha1.PhaseInvalidated)}},
 			wantReason: ReasonInvalidated,
 		},
 		{
 			name:       "phase Expired",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withPhase(v1alpha1.PhaseExpired)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithPhase(v1alpha1.PhaseExpired)}},
 			wantReason: ReasonExpired,
 		},
 		{
 			name:       "pending",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withPhase(v1alpha1.PhasePending)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithPhase(v1alpha1.PhasePending)}},
 			wantReason: ReasonNotActive,
 		},
 		{
 			name:       "failed",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withPhase(v1alpha1.PhaseFailed)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithPhase(v1alpha1.PhaseFailed)}},
 			wantReason: ReasonNotActive,
 		},
 		{
 			name:       "no phase yet",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withPhase("")}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithPhase("")}},
 			wantReason: ReasonNotActive,
 		},
 		{
 			name:       "previous value within its overlap",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withExpiry(expires)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithExpiry(expires)}},
 			present:    "previous",
 			at:         overlapEnd.Add(-time.Second),
 			wantTeams:  []string{"payments", "orders"},
@@ -123,20 +124,20 @@ func TestVerify(t *testing.T) {
 		},
 		{
 			name:       "previous value when its overlap ends",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withExpiry(expires)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithExpiry(expires)}},
 			present:    "previous",
 			at:         overlapEnd,
 			wantReason: ReasonExpired,
 		},
 		{
 			name:       "previous value of a disabled token",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withPhase(v1alpha1.PhaseDisabled)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithPhase(v1alpha1.PhaseDisabled)}},
 			present:    "previous",
 			wantReason: ReasonDisabled,
 		},
 		{
 			name:       "previous value of an invalidated token",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withPhase(v1alpha1.PhaseInvalidated)}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithPhase(v1alpha1.PhaseInvalidated)}},
 			present:    "previous",
 			wantReason: ReasonInvalidated,
 		},
@@ -147,201 +148,201 @@ func TestVerify(t *testing.T) {
 		},
 		{
 			name:      "wildcard token of an owner: the teams owned now",
-			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, status: []tokenOption{withCreator("jane", "order-leads")}},
-			admins:    &fakeAdmins{},
+			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, status: []b.ApiTokenOption{b.WithCreator("jane", "order-leads")}},
+			admins:    &authztest.Admins{},
 			wantTeams: []string{"orders", "payments"},
 			wantAsked: 1,
 		},
 		{
 			name:      "wildcard token of an admin: every team",
-			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, status: []tokenOption{withCreator("boss")}},
-			admins:    &fakeAdmins{admins: map[string]bool{"boss": true}},
+			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, status: []b.ApiTokenOption{b.WithCreator("boss")}},
+			admins:    &authztest.Admins{Names: map[string]bool{"boss": true}},
 			wantTeams: allTeams,
 			wantAsked: 1,
 		},
 		{
 			name:      "wildcard token of an owner of every team asks no admin check",
-			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, status: []tokenOption{withCreator("jane", "order-leads")}},
+			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, status: []b.ApiTokenOption{b.WithCreator("jane", "order-leads")}},
 			teams:     teamsFunc(payments, orders),
-			admins:    &fakeAdmins{},
+			admins:    &authztest.Admins{},
 			wantTeams: []string{"orders", "payments"},
 			wantAsked: 0,
 		},
 		{
 			name:       "wildcard token whose creator owns nothing any more is refused at once",
-			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []tokenOption{withCreator("gone")}},
-			admins:     &fakeAdmins{},
+			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []b.ApiTokenOption{b.WithCreator("gone")}},
+			admins:     &authztest.Admins{},
 			wantReason: ReasonInvalidated,
 			wantAsked:  1,
 		},
 		{
 			name:       "team token whose creator is no longer an owner is refused at once",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withCreator("gone")}},
-			admins:     &fakeAdmins{},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithCreator("gone")}},
+			admins:     &authztest.Admins{},
 			wantReason: ReasonInvalidated,
 			wantAsked:  1,
 		},
 		{
 			name:      "team token of an admin who owns none of its teams",
-			tok:       &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withCreator("boss")}},
-			admins:    &fakeAdmins{admins: map[string]bool{"boss": true}},
+			tok:       &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithCreator("boss")}},
+			admins:    &authztest.Admins{Names: map[string]bool{"boss": true}},
 			wantTeams: []string{"payments", "orders"},
 			wantAsked: 1,
 		},
 		{
 			name:       "team token whose team was deleted, even for an admin",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withCreator("boss")}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithCreator("boss")}},
 			teams:      teamsFunc(payments),
-			admins:     &fakeAdmins{admins: map[string]bool{"boss": true}},
+			admins:     &authztest.Admins{Names: map[string]bool{"boss": true}},
 			wantReason: ReasonInvalidated,
 			wantAsked:  0,
 		},
 		{
 			name:       "team token whose team is being deleted, whatever finalizer holds it",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withCreator("jane", "order-leads")}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithCreator("jane", "order-leads")}},
 			teams:      teamsFunc(deleting(payments), orders),
-			admins:     &fakeAdmins{},
+			admins:     &authztest.Admins{},
 			wantReason: ReasonInvalidated,
 			wantAsked:  0,
 		},
 		{
 			name:       "team token in a namespace its team no longer allows",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withCreator("jane", "order-leads")}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithCreator("jane", "order-leads")}},
 			teams:      teamsFunc(b.Team("payments", b.WithOwners(b.User("jane")), b.WithNamespaces("elsewhere")), orders),
-			admins:     &fakeAdmins{},
+			admins:     &authztest.Admins{},
 			wantReason: ReasonInvalidated,
 			wantAsked:  0,
 		},
 		{
 			name:      "wildcard token of an owner leaves out a team whose policy it breaks",
-			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, opts: []b.ApiTokenOption{b.WithScopes("refunds:write")}, status: []tokenOption{withCreator("jane")}},
+			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, opts: []b.ApiTokenOption{b.WithScopes("refunds:write")}, status: []b.ApiTokenOption{b.WithCreator("jane")}},
 			teams:     teamsFunc(payments, orders, b.Team("strict", b.WithOwners(b.User("jane")), b.WithNamespaces("ns"), b.WithPolicy("", false, "orders:*"))),
-			admins:    &fakeAdmins{},
+			admins:    &authztest.Admins{},
 			wantTeams: []string{"payments"},
 			wantAsked: 1,
 		},
 		{
 			name:      "wildcard token of an admin speaks for a team whose policy it breaks",
-			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, opts: []b.ApiTokenOption{b.WithScopes("refunds:write")}, status: []tokenOption{withCreator("boss")}},
+			tok:       &tokenCase{typ: v1alpha1.WildcardTokenType, opts: []b.ApiTokenOption{b.WithScopes("refunds:write")}, status: []b.ApiTokenOption{b.WithCreator("boss")}},
 			teams:     teamsFunc(payments, b.Team("strict", b.WithOwners(b.User("jane")), b.WithNamespaces("ns"), b.WithPolicy("", false, "orders:*"))),
-			admins:    &fakeAdmins{admins: map[string]bool{"boss": true}},
+			admins:    &authztest.Admins{Names: map[string]bool{"boss": true}},
 			wantTeams: []string{"payments", "strict"},
 			wantAsked: 1,
 		},
 		{
 			name:       "token without a recorded creator",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withoutCreator()}},
-			admins:     &fakeAdmins{},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithoutCreator()}},
+			admins:     &authztest.Admins{},
 			wantReason: ReasonInvalidated,
 		},
 		{
 			name:       "token whose creator annotation names nobody",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withCreator("")}},
-			admins:     &fakeAdmins{},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithCreator("")}},
+			admins:     &authztest.Admins{},
 			wantReason: ReasonInvalidated,
 		},
 		{
 			name: "an admin named only in status.creator lends no standing",
 			tok: &tokenCase{typ: v1alpha1.AdminTokenType, opts: adminOpts,
-				status: []tokenOption{withCreator("jane"), withStatusCreator("boss")}},
-			admins:     &fakeAdmins{admins: map[string]bool{"boss": true}},
+				status: []b.ApiTokenOption{b.WithCreator("jane"), b.WithStatusCreator("boss")}},
+			admins:     &authztest.Admins{Names: map[string]bool{"boss": true}},
 			wantReason: ReasonInvalidated,
 			wantAsked:  1,
 		},
 		{
 			name: "status.creator cannot take the standing away either",
 			tok: &tokenCase{typ: v1alpha1.AdminTokenType, opts: adminOpts,
-				status: []tokenOption{withCreator("boss"), withStatusCreator("gone")}},
-			admins:    &fakeAdmins{admins: map[string]bool{"boss": true}},
+				status: []b.ApiTokenOption{b.WithCreator("boss"), b.WithStatusCreator("gone")}},
+			admins:    &authztest.Admins{Names: map[string]bool{"boss": true}},
 			wantTeams: []string{},
 			wantAsked: 1,
 		},
 		{
 			name:       "wildcard token when the admin check fails",
-			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []tokenOption{withCreator("jane")}},
-			admins:     &fakeAdmins{err: errors.New("SubjectAccessReview timed out")},
+			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []b.ApiTokenOption{b.WithCreator("jane")}},
+			admins:     &authztest.Admins{Err: errors.New("SubjectAccessReview timed out")},
 			wantReason: ReasonUnavailable,
 			wantAsked:  1,
 		},
 		{
 			name:       "wildcard token when the Team cache fails",
-			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []tokenOption{withCreator("jane")}},
+			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []b.ApiTokenOption{b.WithCreator("jane")}},
 			teams:      failingTeams,
 			wantReason: ReasonUnavailable,
 		},
 		{
 			name:      "admin token of an admin: associated with no team",
-			tok:       &tokenCase{typ: v1alpha1.AdminTokenType, opts: adminOpts, status: []tokenOption{withCreator("boss")}},
-			admins:    &fakeAdmins{admins: map[string]bool{"boss": true}},
+			tok:       &tokenCase{typ: v1alpha1.AdminTokenType, opts: adminOpts, status: []b.ApiTokenOption{b.WithCreator("boss")}},
+			admins:    &authztest.Admins{Names: map[string]bool{"boss": true}},
 			wantTeams: []string{},
 			wantAsked: 1,
 		},
 		{
 			name:       "admin token of a demoted admin is refused at once",
-			tok:        &tokenCase{typ: v1alpha1.AdminTokenType, opts: adminOpts, status: []tokenOption{withCreator("boss")}},
-			admins:     &fakeAdmins{},
+			tok:        &tokenCase{typ: v1alpha1.AdminTokenType, opts: adminOpts, status: []b.ApiTokenOption{b.WithCreator("boss")}},
+			admins:     &authztest.Admins{},
 			wantReason: ReasonInvalidated,
 			wantAsked:  1,
 		},
 		{
 			name:       "spec.disabled refuses before the reconciler sets the phase",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withDisabled()}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithDisabled(true)}},
 			wantReason: ReasonDisabled,
 		},
 		{
 			name:       "spec.disabled refuses the previous value too",
-			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []tokenOption{withDisabled()}},
+			tok:        &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts, status: []b.ApiTokenOption{b.WithDisabled(true)}},
 			present:    "previous",
 			wantReason: ReasonDisabled,
 		},
 		{
 			name: "an expiry brought forward in the spec refuses before any reconcile",
 			tok: &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts,
-				status: []tokenOption{withExpiry(t0.Add(-time.Second)), withStatusExpiry(expires)}},
+				status: []b.ApiTokenOption{b.WithExpiry(t0.Add(-time.Second)), b.WithStatusExpiry(expires)}},
 			wantReason: ReasonExpired,
 		},
 		{
 			name: "an expiry moved later in the spec verifies again though the status's has passed",
 			tok: &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts,
-				status: []tokenOption{withExpiry(expires), withStatusExpiry(t0.Add(-time.Minute))}},
+				status: []b.ApiTokenOption{b.WithExpiry(expires), b.WithStatusExpiry(t0.Add(-time.Minute))}},
 			wantTeams:  []string{"payments", "orders"},
 			wantExpiry: &expires,
 		},
 		{
 			name: "an expiry removed from the spec verifies again though the status's has passed",
 			tok: &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts,
-				status: []tokenOption{withStatusExpiry(t0.Add(-time.Minute))}},
+				status: []b.ApiTokenOption{b.WithStatusExpiry(t0.Add(-time.Minute))}},
 			wantTeams: []string{"payments", "orders"},
 		},
 		{
 			name: "a lifetime lengthened in the spec verifies again though the status's expiry has passed",
 			tok: &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts,
-				status: []tokenOption{withLifetime("2h", t0.Add(-90*time.Minute)), withStatusExpiry(t0.Add(-30 * time.Minute))}},
+				status: []b.ApiTokenOption{b.WithIssuedLifetime("2h", t0.Add(-90*time.Minute)), b.WithStatusExpiry(t0.Add(-30 * time.Minute))}},
 			wantTeams:  []string{"payments", "orders"},
 			wantExpiry: ptr(t0.Add(30 * time.Minute)),
 		},
 		{
 			name: "a lifetime shortened in the spec refuses on the instant it implies",
 			tok: &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts,
-				status: []tokenOption{withLifetime("30m", t0.Add(-30*time.Minute)), withStatusExpiry(t0.Add(30 * time.Minute))}},
+				status: []b.ApiTokenOption{b.WithIssuedLifetime("30m", t0.Add(-30*time.Minute)), b.WithStatusExpiry(t0.Add(30 * time.Minute))}},
 			wantReason: ReasonExpired,
 		},
 		{
 			name: "an expired token whose spec moved the expiry later still refuses: its value is gone",
 			tok: &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts,
-				status: []tokenOption{withPhase(v1alpha1.PhaseExpired), withExpiry(expires), withStatusExpiry(t0.Add(-time.Minute))}},
+				status: []b.ApiTokenOption{b.WithPhase(v1alpha1.PhaseExpired), b.WithExpiry(expires), b.WithStatusExpiry(t0.Add(-time.Minute))}},
 			wantReason: ReasonExpired,
 		},
 		{
 			name: "the previous value ends with the token when the spec ends it sooner",
 			tok: &tokenCase{typ: v1alpha1.TeamTokenType, opts: teamOpts,
-				status: []tokenOption{withExpiry(t0.Add(-time.Second)), withStatusExpiry(expires)}},
+				status: []b.ApiTokenOption{b.WithExpiry(t0.Add(-time.Second)), b.WithStatusExpiry(expires)}},
 			present:    "previous",
 			wantReason: ReasonExpired,
 		},
 		{
 			name:       "a refused token does not need its teams",
-			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []tokenOption{withPhase(v1alpha1.PhaseDisabled)}},
+			tok:        &tokenCase{typ: v1alpha1.WildcardTokenType, status: []b.ApiTokenOption{b.WithPhase(v1alpha1.PhaseDisabled)}},
 			teams:      failingTeams,
 			wantReason: ReasonDisabled,
 		},
@@ -352,10 +353,10 @@ func TestVerify(t *testing.T) {
 			ix := NewIndex()
 			value := tt.value
 			if tt.tok != nil {
-				current := newValue(t, tt.tok.typ)
-				prev := newValue(t, tt.tok.typ)
-				status := append([]tokenOption{withPrevious(prev, overlapEnd), withCreator("jane", "order-leads")}, tt.tok.status...)
-				ix.Upsert(issued("tok", "ns", current, tt.tok.opts, status...))
+				current := b.NewValue(t, tt.tok.typ)
+				prev := b.NewValue(t, tt.tok.typ)
+				status := append([]b.ApiTokenOption{b.WithPrevious(prev, overlapEnd), b.WithCreator("jane", "order-leads")}, tt.tok.status...)
+				ix.Upsert(b.Issued("tok", "ns", current, tt.tok.opts, status...))
 				value = current
 				if tt.present == "previous" {
 					value = prev
@@ -376,7 +377,7 @@ func TestVerify(t *testing.T) {
 			id, reason := v.Verify(context.Background(), value)
 			g.Expect(reason).To(Equal(tt.wantReason))
 			if tt.admins != nil {
-				g.Expect(tt.admins.askedCount()).To(Equal(tt.wantAsked))
+				g.Expect(tt.admins.Asked()).To(Equal(tt.wantAsked))
 			}
 			if tt.wantReason != "" {
 				g.Expect(id).To(BeZero())
@@ -396,12 +397,12 @@ func TestVerify(t *testing.T) {
 
 func TestVerifyIdentity(t *testing.T) {
 	g := NewWithT(t)
-	value := newValue(t, v1alpha1.TeamTokenType)
+	value := b.NewValue(t, v1alpha1.TeamTokenType)
 	expires := t0.Add(time.Hour)
 	ix := NewIndex()
-	ix.Upsert(issued("ci", "payments", value,
+	ix.Upsert(b.Issued("ci", "payments", value,
 		[]b.ApiTokenOption{b.TeamToken("payments"), b.WithScopes("read:orders")},
-		withCreator("jane@example.com", "devs"), withExpiry(expires)))
+		b.WithCreator("jane@example.com", "devs"), b.WithExpiry(expires)))
 	v := &Verifier{Index: ix, Clock: clocktesting.NewFakePassiveClock(t0),
 		Teams: teamsFunc(b.Team("payments", b.WithOwners(b.Group("devs")), b.WithNamespaces("ns", "payments")))}
 
@@ -431,23 +432,23 @@ func TestVerifyIdentity(t *testing.T) {
 // every RBAC binding made for the one before, whatever the types.
 func TestVerifyUserIsNewForARecreatedToken(t *testing.T) {
 	g := NewWithT(t)
-	admins := &fakeAdmins{admins: map[string]bool{"boss": true}}
+	admins := &authztest.Admins{Names: map[string]bool{"boss": true}}
 	v := &Verifier{Index: NewIndex(), Clock: clocktesting.NewFakePassiveClock(t0),
 		Teams:  teamsFunc(b.Team("payments", b.WithOwners(b.User("jane")), b.WithNamespaces("payments"))),
 		Admins: admins}
 
-	adminValue := newValue(t, v1alpha1.AdminTokenType)
-	v.Index.Upsert(issued("ci", "payments", adminValue, []b.ApiTokenOption{b.WithType(v1alpha1.AdminTokenType)},
-		withCreator("boss"), withUID("1b4e28ba-2fa1-11d2-883f-0016d3cca427")))
+	adminValue := b.NewValue(t, v1alpha1.AdminTokenType)
+	v.Index.Upsert(b.Issued("ci", "payments", adminValue, []b.ApiTokenOption{b.WithType(v1alpha1.AdminTokenType)},
+		b.WithCreator("boss"), b.WithUID("1b4e28ba-2fa1-11d2-883f-0016d3cca427")))
 	admin, reason := v.Verify(context.Background(), adminValue)
 	g.Expect(reason).To(BeEmpty())
 	g.Expect(admin.User).To(Equal("tokenwarden:payments:ci:1b4e28ba-2fa1-11d2-883f-0016d3cca427"))
 	g.Expect(admin.UID).To(Equal("1b4e28ba-2fa1-11d2-883f-0016d3cca427"))
 
 	v.Index.Delete(key("payments", "ci"))
-	teamValue := newValue(t, v1alpha1.TeamTokenType)
-	v.Index.Upsert(issued("ci", "payments", teamValue, []b.ApiTokenOption{b.TeamToken("payments")},
-		withCreator("jane"), withUID("6fa459ea-ee8a-3ca4-894e-db77e160355e")))
+	teamValue := b.NewValue(t, v1alpha1.TeamTokenType)
+	v.Index.Upsert(b.Issued("ci", "payments", teamValue, []b.ApiTokenOption{b.TeamToken("payments")},
+		b.WithCreator("jane"), b.WithUID("6fa459ea-ee8a-3ca4-894e-db77e160355e")))
 	team, reason := v.Verify(context.Background(), teamValue)
 	g.Expect(reason).To(BeEmpty())
 	g.Expect(team.User).To(Equal("tokenwarden:payments:ci:6fa459ea-ee8a-3ca4-894e-db77e160355e"))
@@ -456,17 +457,17 @@ func TestVerifyUserIsNewForARecreatedToken(t *testing.T) {
 }
 
 func TestVerifyAllocations(t *testing.T) {
-	teamValue := newValue(t, v1alpha1.TeamTokenType)
-	wildcardValue := newValue(t, v1alpha1.WildcardTokenType)
-	extendedValue := newValue(t, v1alpha1.TeamTokenType)
-	disabledValue := newValue(t, v1alpha1.TeamTokenType)
+	teamValue := b.NewValue(t, v1alpha1.TeamTokenType)
+	wildcardValue := b.NewValue(t, v1alpha1.WildcardTokenType)
+	extendedValue := b.NewValue(t, v1alpha1.TeamTokenType)
+	disabledValue := b.NewValue(t, v1alpha1.TeamTokenType)
 	teamOpts := []b.ApiTokenOption{b.TeamToken("payments", "orders"), b.WithScopes("read:orders")}
 	ix := NewIndex()
-	ix.Upsert(issued("team", "ns", teamValue, teamOpts, withCreator("jane"), withExpiry(t0.Add(time.Hour))))
-	ix.Upsert(issued("wildcard", "ns", wildcardValue, nil, withCreator("jane")))
-	ix.Upsert(issued("extended", "ns", extendedValue, teamOpts, withCreator("jane"),
-		withLifetime("2h", t0.Add(-90*time.Minute)), withStatusExpiry(t0.Add(-30*time.Minute))))
-	ix.Upsert(issued("disabled", "ns", disabledValue, teamOpts, withCreator("jane"), withDisabled()))
+	ix.Upsert(b.Issued("team", "ns", teamValue, teamOpts, b.WithCreator("jane"), b.WithExpiry(t0.Add(time.Hour))))
+	ix.Upsert(b.Issued("wildcard", "ns", wildcardValue, nil, b.WithCreator("jane")))
+	ix.Upsert(b.Issued("extended", "ns", extendedValue, teamOpts, b.WithCreator("jane"),
+		b.WithIssuedLifetime("2h", t0.Add(-90*time.Minute)), b.WithStatusExpiry(t0.Add(-30*time.Minute))))
+	ix.Upsert(b.Issued("disabled", "ns", disabledValue, teamOpts, b.WithCreator("jane"), b.WithDisabled(true)))
 	v := &Verifier{
 		Index: ix,
 		Clock: clocktesting.NewFakePassiveClock(t0),
@@ -478,7 +479,7 @@ func TestVerifyAllocations(t *testing.T) {
 		wantAllocs float64
 	}{
 		{"team token", teamValue, 0},
-		{"unknown", newValue(t, v1alpha1.TeamTokenType), 0},
+		{"unknown", b.NewValue(t, v1alpha1.TeamTokenType), 0},
 		{"malformed", "hunter2", 0},
 		{"an expiry the spec moved later", extendedValue, 0},
 		{"disabled in the spec", disabledValue, 0},
@@ -501,10 +502,10 @@ func TestVerifyAllocations(t *testing.T) {
 func TestVerifyEmptyListsAreNotNull(t *testing.T) {
 	g := NewWithT(t)
 	// An Admin token speaks for no team.
-	value := newValue(t, v1alpha1.AdminTokenType)
+	value := b.NewValue(t, v1alpha1.AdminTokenType)
 	ix := NewIndex()
-	ix.Upsert(issued("w", "ns", value, []b.ApiTokenOption{b.WithType(v1alpha1.AdminTokenType)}, withCreator("boss")))
-	v := &Verifier{Index: ix, Clock: clock.RealClock{}, Teams: teamsFunc(), Admins: &fakeAdmins{admins: map[string]bool{"boss": true}}}
+	ix.Upsert(b.Issued("w", "ns", value, []b.ApiTokenOption{b.WithType(v1alpha1.AdminTokenType)}, b.WithCreator("boss")))
+	v := &Verifier{Index: ix, Clock: clock.RealClock{}, Teams: teamsFunc(), Admins: &authztest.Admins{Names: map[string]bool{"boss": true}}}
 
 	id, reason := v.Verify(context.Background(), value)
 	g.Expect(reason).To(BeEmpty())
@@ -514,7 +515,7 @@ func TestVerifyEmptyListsAreNotNull(t *testing.T) {
 
 func TestVerifyWithoutIndex(t *testing.T) {
 	g := NewWithT(t)
-	_, reason := (&Verifier{Clock: clock.RealClock{}}).Verify(context.Background(), newValue(t, v1alpha1.TeamTokenType))
+	_, reason := (&Verifier{Clock: clock.RealClock{}}).Verify(context.Background(), b.NewValue(t, v1alpha1.TeamTokenType))
 	g.Expect(reason).To(Equal(ReasonUnknown))
 }
 
@@ -524,7 +525,7 @@ func TestVerifyCustomFormat(t *testing.T) {
 	value, err := f.Generate(v1alpha1.TeamTokenType)
 	g.Expect(err).NotTo(HaveOccurred())
 	ix := NewIndex()
-	ix.Upsert(issued("tok", "ns", value, []b.ApiTokenOption{b.TeamToken("a")}, withCreator("jane")))
+	ix.Upsert(b.Issued("tok", "ns", value, []b.ApiTokenOption{b.TeamToken("a")}, b.WithCreator("jane")))
 	teams := teamsFunc(b.Team("a", b.WithOwners(b.User("jane")), b.WithNamespaces("ns", "payments")))
 
 	_, reason := (&Verifier{Index: ix, Format: f, Clock: clock.RealClock{}, Teams: teams}).Verify(context.Background(), value)

@@ -94,7 +94,7 @@ func init() {
 	flag.IntVar(&scaleOpt.benchCount, "scale-bench-count", 3, "Scale run: rounds of the in-process verification benchmarks (the median counts).")
 	flag.DurationVar(&scaleOpt.benchTime, "scale-bench-time", time.Second, "Scale run: length of one in-process benchmark.")
 	flag.StringVar(&scaleOpt.profiles, "scale-profiles", "", "Scale run: a directory for the operator's CPU profile while tokens turn Active and heap profile with all Active (go tool pprof reads them); empty takes none.")
-	flag.StringVar(&scaleOpt.verifyTest, "scale-verify-test", "bin/bench/verify.test", "Scale run: internal/verify's compiled tests (go test -c), whose benchmarks are make bench's.")
+	flag.StringVar(&scaleOpt.verifyTest, "scale-verify-test", "bin/bench/verify.test", "Scale run: internal/verifyhttp's compiled tests (go test -c), whose benchmarks are make bench's.")
 }
 
 // scaleMain runs the scale benchmark and exits; main calls it when
@@ -1236,7 +1236,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 // inProcess runs make bench's verification benchmarks from the compiled
-// internal/verify test binary (-scale-verify-test, which make bench-scale
+// internal/verifyhttp test binary (-scale-verify-test, which make bench-scale
 // builds): BenchmarkVerifyInProcess, BenchmarkVerifyHTTP and
 // BenchmarkBareHTTP, with an index of -scale-baseline and of -scale-tokens
 // tokens (TOKENWARDEN_BENCH_TOKENS), interleaved, -scale-bench-count times

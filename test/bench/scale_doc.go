@@ -166,7 +166,7 @@ How each is measured:
   clients ask a bare HTTPS handler in the harness (same certificate, same answer) for as
   long: the machine is shared, so the figure is /verify's rate as a fraction of the bare
   handler's at the time, with every token ÷ with the baseline's; the raw ratio is beside it.
-- **In-process verification**: internal/verify's benchmarks (BenchmarkVerifyInProcess,
+- **In-process verification**: internal/verifyhttp's benchmarks (BenchmarkVerifyInProcess,
   BenchmarkVerifyHTTP, BenchmarkBareHTTP) index a fixed 10,000 tokens; test/bench runs the
   same code with an index of the baseline's and of every token, interleaved, %[5]s times each.
 - **Revocation**: pollers verify each of the Team's tokens in a loop, each from its own

@@ -1,4 +1,4 @@
-package verify
+package verifyhttp
 
 import (
 	"context"
@@ -17,18 +17,20 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	"github.com/tokenwarden/tokenwarden/internal/ratelimit"
 	"github.com/tokenwarden/tokenwarden/internal/testobj"
+	"github.com/tokenwarden/tokenwarden/internal/verify"
 )
 
 // benchIndex indexes n Team tokens and returns one value from the middle.
-func benchIndex(tb testing.TB, n int) (*Index, string) {
-	ix := NewIndex()
+func benchIndex(tb testing.TB, n int) (*verify.Index, string) {
+	ix := verify.NewIndex()
 	var target string
 	opts := []testobj.ApiTokenOption{testobj.TeamToken("payments", "orders"), testobj.WithScopes("read:orders", "write:orders")}
 	for i := range n {
-		v := newValue(tb, v1alpha1.TeamTokenType)
-		ix.Upsert(issued("tok-"+strconv.Itoa(i), "ns", v, opts,
-			withCreator("jane@example.com"), withExpiry(time.Now().Add(time.Hour))))
+		v := testobj.NewValue(tb, v1alpha1.TeamTokenType)
+		ix.Upsert(testobj.Issued("tok-"+strconv.Itoa(i), "ns", v, opts,
+			testobj.WithCreator("jane@example.com"), testobj.WithExpiry(time.Now().Add(time.Hour))))
 		if i == n/2 {
 			target = v
 		}
@@ -52,7 +54,7 @@ func benchTokens(tb testing.TB) int {
 
 // benchTeams are 100 Teams, among them the two the benchmark's tokens are
 // for, so the creator's standing is checked against a realistic table.
-func benchTeams() TeamSource {
+func benchTeams() verify.TeamSource {
 	teams := []*v1alpha1.Team{
 		testobj.Team("payments", testobj.WithOwners(testobj.User("jane@example.com")), testobj.WithNamespaces("ns", "payments")),
 		testobj.Team("orders", testobj.WithOwners(testobj.Group("order-leads"), testobj.User("jane@example.com")), testobj.WithNamespaces("ns", "payments")),
@@ -60,12 +62,12 @@ func benchTeams() TeamSource {
 	for i := range 98 {
 		teams = append(teams, testobj.Team("team-"+strconv.Itoa(i), testobj.WithOwners(testobj.User("owner-"+strconv.Itoa(i)))))
 	}
-	return StaticTeams(teams...)
+	return verify.StaticTeams(teams...)
 }
 
 func BenchmarkVerifyInProcess(b *testing.B) {
 	ix, value := benchIndex(b, benchTokens(b))
-	v := &Verifier{Index: ix, Clock: clock.RealClock{}, Teams: benchTeams()}
+	v := &verify.Verifier{Index: ix, Clock: clock.RealClock{}, Teams: benchTeams()}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -84,11 +86,11 @@ func BenchmarkVerifyInProcess(b *testing.B) {
 func BenchmarkVerifyHTTP(b *testing.B) {
 	ix, value := benchIndex(b, benchTokens(b))
 	s := &Server{
-		Verifier: &Verifier{Index: ix, Clock: clock.RealClock{}, Teams: benchTeams()},
+		Verifier: &verify.Verifier{Index: ix, Clock: clock.RealClock{}, Teams: benchTeams()},
 		// No token limit, so the loop never meets a 429; the limiter's cost
 		// is still paid.
-		Limiter:  NewLimiter(Limits{RequestsPerToken: rate.Inf}, clock.RealClock{}),
-		LastUsed: NewLastUsed(),
+		Limiter:  ratelimit.New(ratelimit.Limits{RequestsPerToken: rate.Inf}, clock.RealClock{}),
+		LastUsed: verify.NewLastUsed(),
 	}
 	benchmarkHTTP(b, s.Handler(), value)
 }

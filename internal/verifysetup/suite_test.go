@@ -1,4 +1,4 @@
-package verifyserver_test
+package verifysetup_test
 
 import (
 	"context"
@@ -18,10 +18,11 @@ import (
 
 	"github.com/tokenwarden/tokenwarden/internal/authz"
 	"github.com/tokenwarden/tokenwarden/internal/controlplane"
+	"github.com/tokenwarden/tokenwarden/internal/ratelimit"
 	b "github.com/tokenwarden/tokenwarden/internal/testobj"
 	"github.com/tokenwarden/tokenwarden/internal/token"
-	"github.com/tokenwarden/tokenwarden/internal/verify"
-	"github.com/tokenwarden/tokenwarden/internal/verifyserver"
+	"github.com/tokenwarden/tokenwarden/internal/verifyhttp"
+	"github.com/tokenwarden/tokenwarden/internal/verifysetup"
 )
 
 // These specs run the verification wiring against a real API server: the
@@ -31,7 +32,7 @@ import (
 var (
 	testEnv   *envtest.Environment
 	k8sClient client.Client
-	server    *verify.Server
+	server    *verifyhttp.Server
 	ctx       context.Context
 	cancel    context.CancelFunc
 )
@@ -57,11 +58,11 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	standing := authz.NewStanding(&authz.SubjectAccessReviewer{Client: mgr.GetClient()}, clock.RealClock{})
 	Expect(standing.SetupWithManager(ctx, mgr)).To(Succeed())
-	server, err = verifyserver.Setup(ctx, mgr, verifyserver.Options{
+	server, err = verifysetup.Setup(ctx, mgr, verifysetup.Options{
 		FlushInterval: time.Hour,
 		Format:        token.Format{Base: token.DefaultBase},
 		Admins:        standing,
-		Limits:        verify.DefaultLimits(),
+		Limits:        ratelimit.DefaultLimits(),
 		Clock:         clock.RealClock{},
 	})
 	Expect(err).NotTo(HaveOccurred())

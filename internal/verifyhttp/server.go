@@ -1,4 +1,8 @@
-package verify
+// Package verifyhttp is verification's transport: the /verify and
+// TokenReview endpoints, reading the token from a request, the answer's
+// JSON and headers, and which rate limit a request spends. Who a token is
+// is decided by internal/verify, which knows nothing of HTTP.
+package verifyhttp
 
 import (
 	"context"
@@ -16,6 +20,9 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tokenwarden/tokenwarden/internal/ratelimit"
+	"github.com/tokenwarden/tokenwarden/internal/verify"
 )
 
 // Names in what the endpoints return.
@@ -52,12 +59,12 @@ const maxReviewBytes = 64 << 10
 // left; the TokenReview routes do neither, see serveTokenReview.
 type Server struct {
 	// Verifier decides who a token is.
-	Verifier *Verifier
+	Verifier *verify.Verifier
 	// Limiter limits failures per client and requests per token; nil
 	// means no limits.
-	Limiter *Limiter
+	Limiter *ratelimit.Limiter
 	// LastUsed records successful verifications; nil records nothing.
-	LastUsed *LastUsed
+	LastUsed *verify.LastUsed
 	// AllowQueryToken accepts ?token=<t> on /verify. Off by default
 	// because query strings end up in access logs.
 	AllowQueryToken bool
@@ -109,16 +116,16 @@ func (s *Server) Handler() http.Handler {
 
 // decision is the outcome of one request.
 type decision struct {
-	id Identity
-	// rec is the record verified as, nil unless verified.
-	rec *record
-	// reason is "" when verified.
+	// vd is the verifier's answer: who the token is, when verified.
+	vd verify.Verdict
+	// reason is "" when verified: the verifier's reason, or the rate
+	// limit's.
 	reason string
 	// rate describes the budget the answer reports: the one that refused
 	// the request if a limit did, else the token's for a verified request
 	// and the client's for a refusal. Its Limit is 0 when no budget
 	// applies (no Limiter, or a refusal not charged to a client).
-	rate RateInfo
+	rate ratelimit.Info
 }
 
 // decide runs the flow shared by both endpoints and records its metrics;
@@ -146,42 +153,41 @@ func (s *Server) decide(ctx context.Context, value, client string, limitClient b
 func (s *Server) decideUntimed(ctx context.Context, value, client string, limitClient bool) decision {
 	limitClient = limitClient && s.Limiter != nil
 	if value == "" {
-		d := decision{reason: ReasonMissing}
+		d := decision{reason: verify.ReasonMissing}
 		if limitClient {
 			d.rate, _ = s.Limiter.CheckClient(client)
 		}
 		return d
 	}
-	var vd verdict
-	s.Verifier.verify(ctx, value, &vd)
-	switch {
-	case vd.reason == "":
+	var d decision
+	s.Verifier.Decide(ctx, value, &d.vd)
+	switch d.reason = d.vd.Reason; {
+	case d.reason == "":
 	case !limitClient:
-		return decision{reason: vd.reason}
-	case vd.reason == ReasonUnavailable:
+		return d
+	case d.reason == verify.ReasonUnavailable:
 		// An unavailable Team cache is not the client's fault.
-		d := decision{reason: vd.reason}
 		d.rate, _ = s.Limiter.CheckClient(client)
 		return d
 	default:
 		info, ok := s.Limiter.ChargeFailure(client)
 		if !ok {
 			clientLimited.Inc()
-			return decision{reason: ReasonRateLimited, rate: info}
+			return decision{reason: verify.ReasonRateLimited, rate: info}
 		}
-		return decision{reason: vd.reason, rate: info}
+		d.rate = info
+		return d
 	}
-	d := decision{id: vd.id, rec: vd.rec}
 	if s.Limiter != nil {
-		info, ok := s.Limiter.CheckToken(vd.rec.digest)
+		info, ok := s.Limiter.CheckToken(d.vd.Digest())
 		if !ok {
 			tokenLimited.Inc()
-			return decision{reason: ReasonRateLimited, rate: info}
+			return decision{reason: verify.ReasonRateLimited, rate: info}
 		}
 		d.rate = info
 	}
 	if s.LastUsed != nil {
-		s.LastUsed.Record(vd.rec.entry.Key, vd.at)
+		s.LastUsed.Record(d.vd.Key(), d.vd.At)
 	}
 	return d
 }
@@ -294,10 +300,10 @@ func (s *Server) serveVerify(w http.ResponseWriter, r *http.Request) {
 	d := s.decide(r.Context(), value, s.clientAddr(r), true)
 	switch d.reason {
 	case "":
-		writeIdentity(w, &d.id, d.rec, &d.rate)
-	case ReasonRateLimited:
+		writeIdentity(w, &d.vd, &d.rate)
+	case verify.ReasonRateLimited:
 		writeRateLimited(w, d.rate)
-	case ReasonUnavailable:
+	case verify.ReasonUnavailable:
 		setRateLimit(w.Header(), &d.rate)
 		writeUnavailable(w)
 	default:
@@ -307,7 +313,7 @@ func (s *Server) serveVerify(w http.ResponseWriter, r *http.Request) {
 		// RFC 6750 section 3.1: a request without credentials gets the bare
 		// challenge, one with bad credentials says why.
 		challenge := `Bearer realm="` + Realm + `"`
-		if d.reason != ReasonMissing {
+		if d.reason != verify.ReasonMissing {
 			challenge += `, error="invalid_token", error_description="` + d.reason + `"`
 		}
 		h.Set("WWW-Authenticate", challenge)
@@ -319,22 +325,19 @@ func (s *Server) serveVerify(w http.ResponseWriter, r *http.Request) {
 // bodyPool holds the buffers identity bodies are written in.
 var bodyPool = sync.Pool{New: func() any { return new([]byte) }}
 
-// writeIdentity answers 200 with id, which verified as rec, as headers and
+// writeIdentity answers 200 with the identity vd verified, as headers and
 // JSON, and with the token's budget, rate, in RateLimit-* headers unless
-// no limit applies. It takes the values that do not depend on the request
-// from rec, where they were worked out once.
-func writeIdentity(w http.ResponseWriter, id *Identity, rec *record, rate *RateInfo) {
-	teams := rec.teamsHeader
-	if rec.dynamicTeams {
-		teams = strings.Join(id.Teams, ",")
-	}
+// no limit applies.
+func writeIdentity(w http.ResponseWriter, vd *verify.Verdict, rate *ratelimit.Info) {
+	id := &vd.Identity
+	teams, scopes, expiresAt := vd.Joined()
 	// One array holds every value, instead of a slice allocated per header;
 	// each header gets a full slice expression, so appending to one value
 	// cannot write into the next. Answers depend on the token and on the
 	// instant: no cache may keep one.
 	vals := &[...]string{
 		"no-store", "application/json", id.User, id.Name, id.Namespace,
-		id.Type, teams, rec.scopesHeader, id.Creator, rec.expiresHeader,
+		id.Type, teams, scopes, id.Creator, expiresAt,
 		number(rate.Limit), number(rate.Remaining), number(ceilSeconds(rate.Reset)),
 	}
 	h := w.Header()
@@ -410,12 +413,12 @@ func (s *Server) serveTokenReview(w http.ResponseWriter, r *http.Request) {
 	}
 	d := s.decide(r.Context(), review.Spec.Token, "", false)
 	switch d.reason {
-	case ReasonRateLimited:
+	case verify.ReasonRateLimited:
 		// kube-apiserver retries a 429 with backoff, where a refusal would
 		// be cached and fail a valid token.
 		writeRateLimited(w, d.rate)
 		return
-	case ReasonUnavailable:
+	case verify.ReasonUnavailable:
 		// An error, not a refusal, for the same reason.
 		writeUnavailable(w)
 		return
@@ -457,7 +460,7 @@ func reviewResponse(req *authenticationv1.TokenReview, d *decision, audiences []
 		resp.Status.Error = d.reason
 		return resp
 	}
-	id := &d.id
+	id := &d.vd.Identity
 	groups := make([]string, 0, 1+len(id.Teams))
 	groups = append(groups, GroupTypePrefix+id.Type)
 	for _, t := range id.Teams {
@@ -490,18 +493,18 @@ func reviewAPIVersion(asked string) string {
 
 // writeRateLimited answers 429 with the draft IETF RateLimit headers and
 // Retry-After in whole seconds, at least one so clients do not spin.
-func writeRateLimited(w http.ResponseWriter, info RateInfo) {
+func writeRateLimited(w http.ResponseWriter, info ratelimit.Info) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("Retry-After", number(max(ceilSeconds(info.RetryAfter), 1)))
 	setRateLimit(h, &info)
-	writeReason(w, http.StatusTooManyRequests, ReasonRateLimited)
+	writeReason(w, http.StatusTooManyRequests, verify.ReasonRateLimited)
 }
 
 // setRateLimit sets the draft IETF RateLimit headers of info: how many
 // attempts the budget allows in a row, how many are left, and in how many
 // whole seconds it is full again. It sets none when no budget applies.
-func setRateLimit(h http.Header, info *RateInfo) {
+func setRateLimit(h http.Header, info *ratelimit.Info) {
 	if info.Limit <= 0 {
 		return
 	}
@@ -546,7 +549,7 @@ func writeUnavailable(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("Retry-After", "1")
-	writeReason(w, http.StatusServiceUnavailable, ReasonUnavailable)
+	writeReason(w, http.StatusServiceUnavailable, verify.ReasonUnavailable)
 }
 
 func ceilSeconds(d time.Duration) int64 {

@@ -1,9 +1,10 @@
-// Package verifyserver wires verification into the operator: it keeps the
-// in-memory index in step with the ApiToken informer, forgets remembered
-// admin answers when cluster RBAC changes, serves TokenReview and /verify
-// over TLS on every replica (not only the leader), and flushes lastUsedAt
+// Package verifysetup wires verification into the operator's manager: it
+// keeps internal/verify's index and Team table in step with the informers,
+// serves internal/verifyhttp's endpoints over TLS on every replica (not
+// only the leader) with controller-runtime's own server and certificate
+// watcher, says when the replica is ready to answer, and flushes lastUsedAt
 // to the ApiTokens' status in batches.
-package verifyserver
+package verifysetup
 
 import (
 	"context"
@@ -14,7 +15,6 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
-	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,8 +28,10 @@ import (
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
+	"github.com/tokenwarden/tokenwarden/internal/ratelimit"
 	"github.com/tokenwarden/tokenwarden/internal/token"
 	"github.com/tokenwarden/tokenwarden/internal/verify"
+	"github.com/tokenwarden/tokenwarden/internal/verifyhttp"
 )
 
 // Options configure verification.
@@ -48,7 +50,7 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// TokenReviewAudiences are the audiences TokenReview answers tokens
 	// valid for; empty means the asking API server's own (see
-	// verify.Server.Audiences).
+	// verifyhttp.Server.Audiences).
 	TokenReviewAudiences []string
 	// FlushInterval bounds lastUsedAt writes: at most one per token per
 	// interval.
@@ -58,28 +60,35 @@ type Options struct {
 	// Admins answers admin standing for Wildcard and Admin tokens' teams:
 	// the process's one authz.Standing, which watches RBAC itself.
 	Admins authz.AdminChecker
-	Limits verify.Limits
+	// Limits are the rate limits of /verify and TokenReview.
+	Limits ratelimit.Limits
 	// Clock is the process's one clock: expiry, rate limits and the
 	// lastUsedAt flushes all read it.
 	Clock clock.WithTicker
 }
 
-// Setup registers the index's informer handlers and the server and flusher
-// runnables with mgr, and returns the server for in-process use.
-func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*verify.Server, error) {
-	verify.RegisterMetrics()
+// Setup registers the index's informer handlers, the HTTPS server, its
+// certificate watcher and the lastUsedAt flusher with mgr, all running on
+// every replica, and returns the server for in-process use. The listener is
+// opened here, so a taken port fails the start at once.
+func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*verifyhttp.Server, error) {
+	verifyhttp.RegisterMetrics()
 	index := verify.NewIndex()
 	indexSynced, err := keepIndex(ctx, mgr, index)
 	if err != nil {
 		return nil, err
 	}
 	teams := verify.NewTeamTable()
+	// The table answers once the informer has handed every Team that
+	// existed at start to its handler; until then a Team token would look
+	// as if its team had been deleted.
 	teamsSynced, err := keepTeams(ctx, mgr, teams)
 	if err != nil {
 		return nil, err
 	}
+	teams.SyncedWhen(teamsSynced)
 	lastUsed := verify.NewLastUsed()
-	server := &verify.Server{
+	server := &verifyhttp.Server{
 		Verifier: &verify.Verifier{
 			Index:  index,
 			Format: opts.Format,
@@ -87,26 +96,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*verify.Server,
 			Admins: opts.Admins,
 			Teams:  teams,
 		},
-		Limiter:         verify.NewLimiter(opts.Limits, opts.Clock),
+		Limiter:         ratelimit.New(opts.Limits, opts.Clock),
 		LastUsed:        lastUsed,
 		AllowQueryToken: opts.AllowQueryToken,
 		TrustedProxies:  opts.TrustedProxies,
 		Audiences:       opts.TokenReviewAudiences,
 	}
-	// The table answers once the informer has handed every Team that
-	// existed at start to its handler; until then a Team token would look
-	// as if its team had been deleted.
-	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
-		if toolscache.WaitForCacheSync(ctx.Done(), teamsSynced) {
-			teams.MarkSynced()
-		}
-		return nil
-	})); err != nil {
-		return nil, err
-	}
-	https := &httpsServer{addr: opts.BindAddress, certDir: opts.CertDir, handler: server.Handler()}
 	if opts.BindAddress != "" {
-		if err := mgr.Add(https); err != nil {
+		if err := serve(mgr, opts, server.Handler()); err != nil {
 			return nil, err
 		}
 	}
@@ -114,11 +111,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*verify.Server,
 	// must not send verifications to a replica whose index is still
 	// filling, which would refuse good tokens as Unknown.
 	if err := mgr.AddReadyzCheck("verification", func(*http.Request) error {
-		switch {
-		case !indexSynced() || !teams.Synced():
+		if !indexSynced() || !teams.Synced() {
 			return errors.New("the verification index is still filling")
-		case opts.BindAddress != "" && !https.serving.Load():
-			return errors.New("the verification server is not listening yet")
 		}
 		return nil
 	}); err != nil {
@@ -128,6 +122,44 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*verify.Server,
 		return nil, err
 	}
 	return server, nil
+}
+
+// serve adds the HTTPS server of handler to mgr, serving on every replica
+// (standbys verify as much as the leader does), with a certificate
+// reloaded whenever its files change.
+func serve(mgr ctrl.Manager, opts Options, handler http.Handler) error {
+	watcher, err := certwatcher.New(filepath.Join(opts.CertDir, "tls.crt"), filepath.Join(opts.CertDir, "tls.key"))
+	if err != nil {
+		return fmt.Errorf("loading the verification server's certificate: %w", err)
+	}
+	if err := mgr.Add(watcher); err != nil {
+		return err
+	}
+	tlsConfig := &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: watcher.GetCertificate,
+		// As ServeTLS would offer: net/http serves HTTP/2 on a TLS
+		// listener that negotiates it.
+		NextProtos: []string{"h2", "http/1.1"},
+	}
+	listener, err := net.Listen("tcp", opts.BindAddress)
+	if err != nil {
+		return fmt.Errorf("verification server: %w", err)
+	}
+	shutdown := 5 * time.Second
+	return mgr.Add(&manager.Server{
+		Name: "verification",
+		Server: &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			TLSConfig:         tlsConfig,
+		},
+		Listener:        tls.NewListener(listener, tlsConfig),
+		ShutdownTimeout: &shutdown,
+	})
 }
 
 // keepIndex updates the index from every ApiToken event, on every replica:
@@ -180,68 +212,6 @@ func follow[T client.Object](ctx context.Context, mgr ctrl.Manager, kind T, upse
 	}
 	return registration.HasSynced, nil
 }
-
-// everyReplica is a runnable that runs on standby replicas too, which
-// serve verification as much as the leader does.
-type everyReplica func(ctx context.Context) error
-
-// Start implements manager.Runnable.
-func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
-
-// NeedLeaderElection implements manager.LeaderElectionRunnable.
-func (everyReplica) NeedLeaderElection() bool { return false }
-
-// httpsServer serves the verification endpoints on every replica.
-type httpsServer struct {
-	addr    string
-	certDir string
-	handler http.Handler
-	// serving is set once the listener is open, for the readiness check.
-	serving atomic.Bool
-}
-
-// NeedLeaderElection keeps verification up on replicas that are not the
-// leader.
-func (*httpsServer) NeedLeaderElection() bool { return false }
-
-// Start implements manager.Runnable.
-func (s *httpsServer) Start(ctx context.Context) error {
-	watcher, err := certwatcher.New(filepath.Join(s.certDir, "tls.crt"), filepath.Join(s.certDir, "tls.key"))
-	if err != nil {
-		return fmt.Errorf("loading the verification server's certificate: %w", err)
-	}
-	go func() { _ = watcher.Start(ctx) }()
-	listener, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		return fmt.Errorf("verification server: %w", err)
-	}
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: watcher.GetCertificate},
-	}
-	ctrl.Log.WithName("verify").Info("Serving verification", "address", listener.Addr().String())
-	s.serving.Store(true)
-	defer s.serving.Store(false)
-	errs := make(chan error, 1)
-	go func() { errs <- srv.ServeTLS(listener, "", "") }()
-	select {
-	case err := <-errs:
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
-		return err
-	case <-ctx.Done():
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(shutdown)
-	}
-}
-
-var _ manager.LeaderElectionRunnable = (*httpsServer)(nil)
 
 // flusher writes lastUsedAt: at most one status patch per token per
 // interval, never one per request.

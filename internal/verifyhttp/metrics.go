@@ -1,11 +1,16 @@
-package verify
+package verifyhttp
 
 import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/tokenwarden/tokenwarden/internal/verify"
 )
+
+// outcomeVerified is the outcome label of a verified request.
+const outcomeVerified = "Verified"
 
 var (
 	resultsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -37,8 +42,8 @@ const (
 // outcomes are every value of the outcome label, created up front so
 // dashboards and alerts see zeros rather than missing series.
 var outcomes = []string{
-	outcomeVerified, ReasonMissing, ReasonMalformed, ReasonUnknown, ReasonExpired,
-	ReasonDisabled, ReasonInvalidated, ReasonNotActive, ReasonRateLimited, ReasonUnavailable,
+	outcomeVerified, verify.ReasonMissing, verify.ReasonMalformed, verify.ReasonUnknown, verify.ReasonExpired,
+	verify.ReasonDisabled, verify.ReasonInvalidated, verify.ReasonNotActive, verify.ReasonRateLimited, verify.ReasonUnavailable,
 	ReasonAudienceMismatch,
 }
 

@@ -1,13 +1,15 @@
-package verify
+package verifyhttp
 
 import (
 	"encoding/json"
+
+	"github.com/tokenwarden/tokenwarden/internal/verify"
 )
 
 // appendIdentityJSON appends id to b exactly as json.NewEncoder(w).Encode(id)
 // writes it, final newline included, without reflection. It fails only
 // where Encode fails: for an expiry RFC 3339 cannot write.
-func appendIdentityJSON(b []byte, id *Identity) ([]byte, error) {
+func appendIdentityJSON(b []byte, id *verify.Identity) ([]byte, error) {
 	b = append(b, `{"user":`...)
 	b = appendJSONString(b, id.User)
 	b = append(b, `,"name":`...)

@@ -1,4 +1,4 @@
-package verifyserver_test
+package verifysetup_test
 
 import (
 	"fmt"
@@ -122,7 +122,7 @@ var _ = Describe("Verification wiring", func() {
 		tok, value = issued()
 		setStatus(tok, func(st *v1alpha1.ApiTokenStatus) { st.IssuedAt = &metav1.Time{Time: time.Now().Add(-time.Hour)} })
 		took = append(took, answersWithin(value, verify.ReasonExpired, func() {
-			setSpec(tok, func(spec *v1alpha1.ApiTokenSpec) { spec.Lifetime = ptr(v1alpha1.Duration("1m")) })
+			setSpec(tok, func(spec *v1alpha1.ApiTokenSpec) { spec.Lifetime = new(v1alpha1.Duration("1m")) })
 		}))
 
 		// The status still says the old expiry, which has passed: the spec
@@ -200,8 +200,6 @@ var _ = Describe("Verification wiring", func() {
 		Expect(reason).To(Equal(verify.ReasonMalformed))
 	})
 })
-
-func ptr[T any](v T) *T { return &v }
 
 func getUID(tok *v1alpha1.ApiToken) string {
 	GinkgoHelper()

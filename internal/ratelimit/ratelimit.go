@@ -1,4 +1,8 @@
-package verify
+// Package ratelimit holds the budgets verification spends: failed attempts
+// per client address and requests per token, each kept in a bounded LRU so
+// a flood of unique addresses or values cannot grow memory. It knows
+// nothing of tokens or HTTP; internal/verifyhttp decides what to charge.
+package ratelimit
 
 import (
 	"container/list"
@@ -70,8 +74,9 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// RateInfo describes a limit for the RateLimit-* and Retry-After headers.
-type RateInfo struct {
+// Info describes the state of one budget, as the RateLimit-* and
+// Retry-After headers report it.
+type Info struct {
 	// Limit is the burst: how many may happen in a row.
 	Limit int
 	// Remaining is how many may happen now.
@@ -83,8 +88,8 @@ type RateInfo struct {
 }
 
 // Limiter limits failed verifications per client address and requests per
-// token; the server applies the first on GET /verify only, see
-// Server.serveTokenReview. The server charges a client's budget only with
+// token; internal/verifyhttp applies the first on GET /verify only. The
+// server charges a client's budget only with
 // its refused attempts, after the token was looked at, so a valid token is
 // never refused because of failures from the same address: every service
 // behind one proxy shares it. Two properties keep a flood of garbage from
@@ -100,8 +105,8 @@ type Limiter struct {
 	tokens  *lru
 }
 
-// NewLimiter returns a Limiter enforcing l, timed by clk (nil: real time).
-func NewLimiter(l Limits, clk clock.PassiveClock) *Limiter {
+// New returns a Limiter enforcing l, timed by clk (nil: real time).
+func New(l Limits, clk clock.PassiveClock) *Limiter {
 	l = l.withDefaults()
 	return &Limiter{
 		limits:  l,
@@ -113,11 +118,11 @@ func NewLimiter(l Limits, clk clock.PassiveClock) *Limiter {
 
 // CheckClient describes addr's failure budget and reports whether addr may
 // still fail. It spends nothing, so clients that never fail cost no memory.
-func (l *Limiter) CheckClient(addr string) (RateInfo, bool) {
+func (l *Limiter) CheckClient(addr string) (Info, bool) {
 	lim := l.clients.get(addr)
 	if lim == nil {
 		b := l.limits.FailureBurst
-		return RateInfo{Limit: b, Remaining: b}, true
+		return Info{Limit: b, Remaining: b}, true
 	}
 	now := l.clock.Now()
 	info := infoOf(lim, now)
@@ -130,7 +135,7 @@ func (l *Limiter) CheckClient(addr string) (RateInfo, bool) {
 // nothing more, so a client that stops failing earns its budget back at
 // the configured rate however long it kept trying. Checking and spending
 // are one step, so concurrent attempts of one client cannot overshoot.
-func (l *Limiter) ChargeFailure(addr string) (RateInfo, bool) {
+func (l *Limiter) ChargeFailure(addr string) (Info, bool) {
 	lim := l.clients.getOrCreate(addr, func() *rate.Limiter {
 		return rate.NewLimiter(l.limits.FailuresPerClient, l.limits.FailureBurst)
 	})
@@ -143,7 +148,7 @@ func (l *Limiter) ChargeFailure(addr string) (RateInfo, bool) {
 // whether it was allowed, with the state of its budget after. Call it only
 // for digests found in the index, or a flood of unique values would evict
 // the limiters of real tokens.
-func (l *Limiter) CheckToken(digest string) (RateInfo, bool) {
+func (l *Limiter) CheckToken(digest string) (Info, bool) {
 	lim := l.tokenLimiter(digest)
 	now := l.clock.Now()
 	ok := lim.AllowN(now, 1)
@@ -158,14 +163,14 @@ func (l *Limiter) tokenLimiter(digest string) *rate.Limiter {
 }
 
 // infoOf describes lim at now.
-func infoOf(lim *rate.Limiter, now time.Time) RateInfo {
+func infoOf(lim *rate.Limiter, now time.Time) Info {
 	burst := lim.Burst()
 	limit := lim.Limit()
 	if limit == rate.Inf {
-		return RateInfo{Limit: burst, Remaining: burst}
+		return Info{Limit: burst, Remaining: burst}
 	}
 	tokens := max(lim.TokensAt(now), 0)
-	info := RateInfo{
+	info := Info{
 		Limit:     burst,
 		Remaining: int(math.Floor(tokens)),
 		Reset:     durationFor(float64(burst)-tokens, limit),

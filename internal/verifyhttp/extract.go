@@ -1,4 +1,4 @@
-package verify
+package verifyhttp
 
 import (
 	"net/http"

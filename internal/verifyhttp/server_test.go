@@ -1,4 +1,4 @@
-package verify
+package verifyhttp
 
 import (
 	"encoding/json"
@@ -21,7 +21,10 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	"github.com/tokenwarden/tokenwarden/internal/authz/authztest"
+	"github.com/tokenwarden/tokenwarden/internal/ratelimit"
 	b "github.com/tokenwarden/tokenwarden/internal/testobj"
+	"github.com/tokenwarden/tokenwarden/internal/verify"
 	"github.com/tokenwarden/tokenwarden/pkg/verifyclient"
 )
 
@@ -35,30 +38,30 @@ type fixture struct {
 	unknown  string
 }
 
-func newFixture(t *testing.T, limits Limits) *fixture {
+func newFixture(t *testing.T, limits ratelimit.Limits) *fixture {
 	f := &fixture{
 		clock:    clocktesting.NewFakePassiveClock(t0),
-		good:     newValue(t, v1alpha1.TeamTokenType),
-		wildcard: newValue(t, v1alpha1.WildcardTokenType),
-		disabled: newValue(t, v1alpha1.TeamTokenType),
-		unknown:  newValue(t, v1alpha1.TeamTokenType),
+		good:     b.NewValue(t, v1alpha1.TeamTokenType),
+		wildcard: b.NewValue(t, v1alpha1.WildcardTokenType),
+		disabled: b.NewValue(t, v1alpha1.TeamTokenType),
+		unknown:  b.NewValue(t, v1alpha1.TeamTokenType),
 	}
-	ix := NewIndex()
-	ix.Upsert(issued("ci", "payments", f.good,
+	ix := verify.NewIndex()
+	ix.Upsert(b.Issued("ci", "payments", f.good,
 		[]b.ApiTokenOption{b.TeamToken("payments", "orders"), b.WithScopes("read:orders", "write:orders")},
-		withCreator("jane@example.com", "order-leads"), withExpiry(t0.Add(time.Hour))))
-	ix.Upsert(issued("all", "payments", f.wildcard, nil, withCreator("jane@example.com")))
-	ix.Upsert(issued("off", "payments", f.disabled, []b.ApiTokenOption{b.TeamToken("payments")},
-		withPhase(v1alpha1.PhaseDisabled)))
+		b.WithCreator("jane@example.com", "order-leads"), b.WithExpiry(t0.Add(time.Hour))))
+	ix.Upsert(b.Issued("all", "payments", f.wildcard, nil, b.WithCreator("jane@example.com")))
+	ix.Upsert(b.Issued("off", "payments", f.disabled, []b.ApiTokenOption{b.TeamToken("payments")},
+		b.WithPhase(v1alpha1.PhaseDisabled)))
 	f.server = &Server{
-		Verifier: &Verifier{
+		Verifier: &verify.Verifier{
 			Index:  ix,
 			Clock:  f.clock,
-			Teams:  teamsFunc(b.Team("payments", b.WithOwners(b.User("jane@example.com")), b.WithNamespaces("ns", "payments")), b.Team("orders", b.WithOwners(b.Group("order-leads")), b.WithNamespaces("ns", "payments"))),
-			Admins: &fakeAdmins{},
+			Teams:  verify.StaticTeams(b.Team("payments", b.WithOwners(b.User("jane@example.com")), b.WithNamespaces("ns", "payments")), b.Team("orders", b.WithOwners(b.Group("order-leads")), b.WithNamespaces("ns", "payments"))),
+			Admins: &authztest.Admins{},
 		},
-		Limiter:  NewLimiter(limits, f.clock),
-		LastUsed: NewLastUsed(),
+		Limiter:  ratelimit.New(limits, f.clock),
+		LastUsed: verify.NewLastUsed(),
 	}
 	return f
 }
@@ -96,7 +99,7 @@ func get(target string, header ...string) *http.Request {
 }
 
 func TestVerifyEndpoint(t *testing.T) {
-	f := newFixture(t, DefaultLimits())
+	f := newFixture(t, ratelimit.DefaultLimits())
 	goodIdentity := `{
 		"user": "tokenwarden:payments:ci:uid-ci", "name": "ci", "namespace": "payments", "uid": "uid-ci",
 		"type": "Team", "teams": ["payments", "orders"], "scopes": ["read:orders", "write:orders"],
@@ -257,7 +260,7 @@ func TestVerifyEndpoint(t *testing.T) {
 
 func TestVerifyEndpointClientLimit(t *testing.T) {
 	g := NewWithT(t)
-	f := newFixture(t, Limits{FailuresPerClient: 0.5, FailureBurst: 2})
+	f := newFixture(t, ratelimit.Limits{FailuresPerClient: 0.5, FailureBurst: 2})
 
 	for range 2 {
 		w := f.do(t, get("/verify", "Authorization", "Bearer "+f.unknown), "192.0.2.1")
@@ -282,7 +285,7 @@ func TestVerifyEndpointClientLimit(t *testing.T) {
 	g.Expect(w.Code).To(Equal(http.StatusOK))
 	g.Expect(w.Header().Get("RateLimit-Limit")).To(Equal("200"))
 	g.Expect(w.Header().Get("RateLimit-Remaining")).To(Equal("199"))
-	g.Expect(f.server.LastUsed.Drain()).To(HaveKey(key("payments", "ci")))
+	g.Expect(f.server.LastUsed.Drain()).To(HaveKey(types.NamespacedName{Namespace: "payments", Name: "ci"}))
 
 	// Other addresses have their own budgets.
 	w = f.do(t, get("/verify", "Authorization", "Bearer "+f.unknown), "192.0.2.2")
@@ -292,7 +295,7 @@ func TestVerifyEndpointClientLimit(t *testing.T) {
 	f.clock.SetTime(t0.Add(2 * time.Second))
 	w = f.do(t, get("/verify", "Authorization", "Bearer "+f.unknown), "192.0.2.1")
 	g.Expect(w.Code).To(Equal(http.StatusUnauthorized))
-	g.Expect(w.Header().Get("X-Tokenwarden-Reason")).To(Equal(ReasonUnknown))
+	g.Expect(w.Header().Get("X-Tokenwarden-Reason")).To(Equal(verify.ReasonUnknown))
 }
 
 // TestValidTokensPassWhileAClientFloods is issue #13's case: every service
@@ -302,7 +305,12 @@ func TestVerifyEndpointClientLimit(t *testing.T) {
 // attempts are answered 429, cheaply.
 func TestValidTokensPassWhileAClientFloods(t *testing.T) {
 	g := NewWithT(t)
-	f := newFixture(t, DefaultLimits())
+	// Room for the two good tokens' limiters only, which barely refill: a
+	// limiter made for a bad value would evict one of them, and its budget
+	// would start afresh.
+	limits := ratelimit.DefaultLimits()
+	limits.MaxTokens, limits.RequestsPerToken = 2, 0.001
+	f := newFixture(t, limits)
 	const proxy = "192.0.2.1"
 	for i := range 200 {
 		bad := "Bearer x"
@@ -310,7 +318,7 @@ func TestValidTokensPassWhileAClientFloods(t *testing.T) {
 			bad = "Bearer " + f.unknown
 		}
 		w := f.do(t, get("/verify", "Authorization", bad), proxy)
-		if i < DefaultLimits().FailureBurst {
+		if i < ratelimit.DefaultLimits().FailureBurst {
 			g.Expect(w.Code).To(Equal(http.StatusUnauthorized), "attempt %d", i)
 		} else {
 			g.Expect(w.Code).To(Equal(http.StatusTooManyRequests), "attempt %d", i)
@@ -327,12 +335,16 @@ func TestValidTokensPassWhileAClientFloods(t *testing.T) {
 			}
 		}
 	}
-	g.Expect(f.server.Limiter.tokens.len()).To(Equal(2), "only the good tokens have limiters")
+	for _, good := range []string{f.good, f.wildcard} {
+		w := f.do(t, get("/verify", "Authorization", "Bearer "+good), proxy)
+		g.Expect(w.Header().Get("RateLimit-Remaining")).To(Equal(strconv.Itoa(limits.TokenBurst-21)),
+			"only the good tokens have limiters: each kept its 21 verifications")
+	}
 }
 
 func TestVerifyEndpointRetryAfterIsAtLeastOneSecond(t *testing.T) {
 	g := NewWithT(t)
-	f := newFixture(t, Limits{FailuresPerClient: 100, FailureBurst: 1})
+	f := newFixture(t, ratelimit.Limits{FailuresPerClient: 100, FailureBurst: 1})
 	f.do(t, get("/verify", "Token", f.unknown), "192.0.2.1")
 	w := f.do(t, get("/verify", "Token", f.unknown), "192.0.2.1")
 	g.Expect(w.Code).To(Equal(http.StatusTooManyRequests))
@@ -341,7 +353,7 @@ func TestVerifyEndpointRetryAfterIsAtLeastOneSecond(t *testing.T) {
 
 func TestVerifyEndpointTokenLimit(t *testing.T) {
 	g := NewWithT(t)
-	f := newFixture(t, Limits{RequestsPerToken: 1, TokenBurst: 2})
+	f := newFixture(t, ratelimit.Limits{RequestsPerToken: 1, TokenBurst: 2})
 	for range 2 {
 		w := f.do(t, get("/verify", "Authorization", "Bearer "+f.good), "192.0.2.1")
 		g.Expect(w.Code).To(Equal(http.StatusOK))
@@ -357,25 +369,25 @@ func TestVerifyEndpointTokenLimit(t *testing.T) {
 	w = f.do(t, get("/verify", "Authorization", "Bearer "+f.wildcard), "192.0.2.2")
 	g.Expect(w.Code).To(Equal(http.StatusOK))
 	info, _ := f.server.Limiter.CheckClient("192.0.2.2")
-	g.Expect(info.Remaining).To(Equal(DefaultLimits().FailureBurst))
+	g.Expect(info.Remaining).To(Equal(ratelimit.DefaultLimits().FailureBurst))
 }
 
 func TestVerifyEndpointRecordsLastUse(t *testing.T) {
 	g := NewWithT(t)
-	f := newFixture(t, DefaultLimits())
+	f := newFixture(t, ratelimit.DefaultLimits())
 	f.do(t, get("/verify", "Authorization", "Bearer "+f.good), "192.0.2.1")
 	f.do(t, get("/verify", "Authorization", "Bearer "+f.disabled), "192.0.2.1")
 	f.clock.SetTime(t0.Add(time.Minute))
 	f.do(t, get("/verify", "Authorization", "Bearer "+f.good), "192.0.2.1")
 
-	g.Expect(f.server.LastUsed.Drain()).To(Equal(map[types.NamespacedName]time.Time{key("payments", "ci"): t0.Add(time.Minute)}))
+	g.Expect(f.server.LastUsed.Drain()).To(Equal(map[types.NamespacedName]time.Time{{Namespace: "payments", Name: "ci"}: t0.Add(time.Minute)}))
 	g.Expect(f.server.LastUsed.Drain()).To(BeEmpty())
 }
 
 func TestUnavailableIsNotTheClientsFault(t *testing.T) {
 	g := NewWithT(t)
-	f := newFixture(t, Limits{FailuresPerClient: 1, FailureBurst: 1})
-	f.server.Verifier.Admins = &fakeAdmins{err: errors.New("SubjectAccessReview timed out")}
+	f := newFixture(t, ratelimit.Limits{FailuresPerClient: 1, FailureBurst: 1})
+	f.server.Verifier.Admins = &authztest.Admins{Err: errors.New("SubjectAccessReview timed out")}
 	for range 3 {
 		w := f.do(t, get("/verify", "Authorization", "Bearer "+f.wildcard), "192.0.2.1")
 		g.Expect(w.Code).To(Equal(http.StatusServiceUnavailable))
@@ -406,7 +418,7 @@ func post(target, body string) *http.Request {
 }
 
 func TestTokenReview(t *testing.T) {
-	f := newFixture(t, DefaultLimits())
+	f := newFixture(t, ratelimit.DefaultLimits())
 	verified := func(audiences ...string) authenticationv1.TokenReview {
 		return authenticationv1.TokenReview{
 			TypeMeta: typeMeta("authentication.k8s.io/v1"),
@@ -435,13 +447,13 @@ func TestTokenReview(t *testing.T) {
 		wantStatus int
 		want       *authenticationv1.TokenReview
 	}{
-		{"verified", "/apis/authentication.k8s.io/v1/tokenreviews", review(f.good), http.StatusOK, ptr(verified())},
-		{"short path", "/tokenreview", review(f.good), http.StatusOK, ptr(verified())},
-		{"valid for the API server's own audience, whichever it asks", "/tokenreview", review(f.good, "https://kubernetes.default.svc"), http.StatusOK, ptr(verified())},
-		{"refused is still 200", "/tokenreview", review(f.unknown), http.StatusOK, ptr(refused("Unknown"))},
-		{"disabled", "/tokenreview", review(f.disabled), http.StatusOK, ptr(refused("Disabled"))},
-		{"garbage", "/tokenreview", review("hunter2"), http.StatusOK, ptr(refused("Malformed"))},
-		{"no token", "/tokenreview", review(""), http.StatusOK, ptr(refused("Missing"))},
+		{"verified", "/apis/authentication.k8s.io/v1/tokenreviews", review(f.good), http.StatusOK, new(verified())},
+		{"short path", "/tokenreview", review(f.good), http.StatusOK, new(verified())},
+		{"valid for the API server's own audience, whichever it asks", "/tokenreview", review(f.good, "https://kubernetes.default.svc"), http.StatusOK, new(verified())},
+		{"refused is still 200", "/tokenreview", review(f.unknown), http.StatusOK, new(refused("Unknown"))},
+		{"disabled", "/tokenreview", review(f.disabled), http.StatusOK, new(refused("Disabled"))},
+		{"garbage", "/tokenreview", review("hunter2"), http.StatusOK, new(refused("Malformed"))},
+		{"no token", "/tokenreview", review(""), http.StatusOK, new(refused("Missing"))},
 		{
 			name: "v1beta1 is answered in v1beta1", path: "/tokenreview",
 			body:       strings.Replace(review(f.unknown), "authentication.k8s.io/v1", "authentication.k8s.io/v1beta1", 1),
@@ -474,7 +486,7 @@ func TestTokenReview(t *testing.T) {
 
 func TestTokenReviewMethod(t *testing.T) {
 	g := NewWithT(t)
-	f := newFixture(t, DefaultLimits())
+	f := newFixture(t, ratelimit.DefaultLimits())
 	w := f.do(t, get("/tokenreview"), "192.0.2.1")
 	g.Expect(w.Code).To(Equal(http.StatusMethodNotAllowed))
 }
@@ -489,14 +501,14 @@ func TestTokenReviewLimits(t *testing.T) {
 	unknown := func(f *fixture) string { return f.unknown }
 	tests := []struct {
 		name   string
-		limits Limits
+		limits ratelimit.Limits
 		steps  []step
 	}{
 		{
 			// kube-apiserver is one address for every user: failures must
 			// not lock the others out.
 			name:   "failures through kube-apiserver lock nobody out",
-			limits: Limits{FailuresPerClient: rate.Every(time.Hour), FailureBurst: 1},
+			limits: ratelimit.Limits{FailuresPerClient: rate.Every(time.Hour), FailureBurst: 1},
 			steps: []step{
 				{unknown, http.StatusOK, "Unknown"},
 				{unknown, http.StatusOK, "Unknown"},
@@ -506,7 +518,7 @@ func TestTokenReviewLimits(t *testing.T) {
 		},
 		{
 			name:   "the per-token limit still applies",
-			limits: Limits{RequestsPerToken: 1, TokenBurst: 2},
+			limits: ratelimit.Limits{RequestsPerToken: 1, TokenBurst: 2},
 			steps: []step{
 				{good, http.StatusOK, ""},
 				{good, http.StatusOK, ""},
@@ -534,7 +546,10 @@ func TestTokenReviewLimits(t *testing.T) {
 				g.Expect(got.Status.Error).To(Equal(st.wantError), "step %d", i)
 				g.Expect(got.Status.Authenticated).To(Equal(st.wantError == ""), "step %d", i)
 			}
-			g.Expect(f.server.Limiter.clients.len()).To(BeZero(), "TokenReview charges no client")
+			for _, client := range []string{"192.0.2.1", ""} {
+				info, _ := f.server.Limiter.CheckClient(client)
+				g.Expect(info.Remaining).To(Equal(info.Limit), "TokenReview charges no client (%q)", client)
+			}
 		})
 	}
 }
@@ -552,34 +567,34 @@ func TestMissingTokenIsNotAGuess(t *testing.T) {
 			name:       "no token",
 			req:        func(*fixture) *http.Request { return get("/verify") },
 			wantStatus: http.StatusUnauthorized,
-			wantReason: ReasonMissing,
+			wantReason: verify.ReasonMissing,
 		},
 		{
 			name:       "an Authorization header of another scheme",
 			req:        func(*fixture) *http.Request { return get("/verify", "Authorization", "Basic dXNlcjpwYXNz") },
 			wantStatus: http.StatusUnauthorized,
-			wantReason: ReasonMissing,
+			wantReason: verify.ReasonMissing,
 		},
 		{
 			name:       "no token from a client that spent its budget",
 			spend:      true,
 			req:        func(*fixture) *http.Request { return get("/verify") },
 			wantStatus: http.StatusUnauthorized,
-			wantReason: ReasonMissing,
+			wantReason: verify.ReasonMissing,
 		},
 		{
 			name:       "a bad token from a client that spent its budget",
 			spend:      true,
 			req:        func(f *fixture) *http.Request { return get("/verify", "Token", f.unknown) },
 			wantStatus: http.StatusTooManyRequests,
-			wantReason: ReasonRateLimited,
+			wantReason: verify.ReasonRateLimited,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			const burst = 2
-			f := newFixture(t, Limits{FailuresPerClient: rate.Every(time.Hour), FailureBurst: burst})
+			f := newFixture(t, ratelimit.Limits{FailuresPerClient: rate.Every(time.Hour), FailureBurst: burst})
 			if tt.spend {
 				for range burst {
 					f.do(t, get("/verify", "Token", f.unknown), "192.0.2.1")
@@ -775,7 +790,7 @@ func TestTrustedProxiesLimit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			f := newFixture(t, Limits{FailuresPerClient: rate.Every(time.Hour), FailureBurst: 2})
+			f := newFixture(t, ratelimit.Limits{FailuresPerClient: rate.Every(time.Hour), FailureBurst: 2})
 			f.server.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 			for range 3 {
 				f.do(t, get("/verify", "Token", f.unknown, "X-Forwarded-For", tt.attackerXFF), tt.peer)
@@ -803,7 +818,7 @@ func TestMetrics(t *testing.T) {
 	RegisterMetrics()
 	RegisterMetrics() // a second call must not panic on duplicate registration
 
-	f := newFixture(t, Limits{FailuresPerClient: 1, FailureBurst: 1, RequestsPerToken: 1, TokenBurst: 1})
+	f := newFixture(t, ratelimit.Limits{FailuresPerClient: 1, FailureBurst: 1, RequestsPerToken: 1, TokenBurst: 1})
 	verified := counterValue(t, resultsTotal.WithLabelValues("Verified"))
 	unknown := counterValue(t, resultsTotal.WithLabelValues("Unknown"))
 	limited := counterValue(t, resultsTotal.WithLabelValues("RateLimited"))
@@ -856,8 +871,8 @@ func withBearer(r *http.Request, value string) *http.Request {
 // before it meets a 429: a verified token its own request budget, a refusal
 // the client's failure budget.
 func TestRateLimitHeadersOnEveryAnswer(t *testing.T) {
-	f := newFixture(t, Limits{FailuresPerClient: 1, FailureBurst: 3, RequestsPerToken: 10, TokenBurst: 5})
-	f.server.Verifier.Admins = &fakeAdmins{}
+	f := newFixture(t, ratelimit.Limits{FailuresPerClient: 1, FailureBurst: 3, RequestsPerToken: 10, TokenBurst: 5})
+	f.server.Verifier.Admins = &authztest.Admins{}
 	tests := []struct {
 		name       string
 		req        func(f *fixture) *http.Request
@@ -898,8 +913,8 @@ func TestRateLimitHeadersOnEveryAnswer(t *testing.T) {
 
 	t.Run("unavailable: the client's budget, not charged", func(t *testing.T) {
 		g := NewWithT(t)
-		f := newFixture(t, Limits{FailuresPerClient: 1, FailureBurst: 3})
-		f.server.Verifier.Admins = &fakeAdmins{err: errors.New("SubjectAccessReview timed out")}
+		f := newFixture(t, ratelimit.Limits{FailuresPerClient: 1, FailureBurst: 3})
+		f.server.Verifier.Admins = &authztest.Admins{Err: errors.New("SubjectAccessReview timed out")}
 		w := f.do(t, get("/verify", "Token", f.wildcard), "192.0.2.1")
 		g.Expect(w.Code).To(Equal(http.StatusServiceUnavailable))
 		g.Expect(w.Header().Get("RateLimit-Remaining")).To(Equal("3"))
@@ -907,7 +922,7 @@ func TestRateLimitHeadersOnEveryAnswer(t *testing.T) {
 
 	t.Run("no limiter, no headers", func(t *testing.T) {
 		g := NewWithT(t)
-		f := newFixture(t, DefaultLimits())
+		f := newFixture(t, ratelimit.DefaultLimits())
 		f.server.Limiter = nil
 		for _, r := range []*http.Request{get("/verify", "Token", f.good), get("/verify", "Token", f.unknown), get("/verify")} {
 			w := f.do(t, r, "192.0.2.1")
@@ -977,7 +992,7 @@ func TestTokenReviewAudiences(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			f := newFixture(t, DefaultLimits())
+			f := newFixture(t, ratelimit.DefaultLimits())
 			f.server.Audiences = tt.configured
 			w := f.do(t, post("/tokenreview", review(f.good, tt.requested...)), "192.0.2.1")
 			g.Expect(w.Code).To(Equal(http.StatusOK))
@@ -1000,12 +1015,12 @@ func TestTokenReviewAudiences(t *testing.T) {
 
 	t.Run("a refused token is refused for its own reason", func(t *testing.T) {
 		g := NewWithT(t)
-		f := newFixture(t, DefaultLimits())
+		f := newFixture(t, ratelimit.DefaultLimits())
 		f.server.Audiences = []string{apiServer}
 		w := f.do(t, post("/tokenreview", review(f.disabled, apiServer)), "192.0.2.1")
 		var got authenticationv1.TokenReview
 		g.Expect(json.Unmarshal(w.Body.Bytes(), &got)).To(Succeed())
-		g.Expect(got.Status).To(Equal(authenticationv1.TokenReviewStatus{Error: ReasonDisabled}))
+		g.Expect(got.Status).To(Equal(authenticationv1.TokenReviewStatus{Error: verify.ReasonDisabled}))
 	})
 }
 
@@ -1014,12 +1029,12 @@ func TestTokenReviewAudiences(t *testing.T) {
 // speaks for every team.
 func TestAdminTokensSpeakForNoTeam(t *testing.T) {
 	g := NewWithT(t)
-	f := newFixture(t, DefaultLimits())
-	admin := newValue(t, v1alpha1.AdminTokenType)
-	adminWildcard := newValue(t, v1alpha1.WildcardTokenType)
-	f.server.Verifier.Index.Upsert(issued("root", "payments", admin, []b.ApiTokenOption{b.WithType(v1alpha1.AdminTokenType)}, withCreator("boss")))
-	f.server.Verifier.Index.Upsert(issued("root-all", "payments", adminWildcard, nil, withCreator("boss")))
-	f.server.Verifier.Admins = &fakeAdmins{admins: map[string]bool{"boss": true}}
+	f := newFixture(t, ratelimit.DefaultLimits())
+	admin := b.NewValue(t, v1alpha1.AdminTokenType)
+	adminWildcard := b.NewValue(t, v1alpha1.WildcardTokenType)
+	f.server.Verifier.Index.Upsert(b.Issued("root", "payments", admin, []b.ApiTokenOption{b.WithType(v1alpha1.AdminTokenType)}, b.WithCreator("boss")))
+	f.server.Verifier.Index.Upsert(b.Issued("root-all", "payments", adminWildcard, nil, b.WithCreator("boss")))
+	f.server.Verifier.Admins = &authztest.Admins{Names: map[string]bool{"boss": true}}
 
 	w := f.do(t, get("/verify", "Token", admin), "192.0.2.1")
 	g.Expect(w.Code).To(Equal(http.StatusOK))
@@ -1057,7 +1072,7 @@ func TestServiceBehindVerifyclient(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			f := newFixture(t, Limits{FailuresPerClient: rate.Every(time.Hour), FailureBurst: 3})
+			f := newFixture(t, ratelimit.Limits{FailuresPerClient: rate.Every(time.Hour), FailureBurst: 3})
 			f.server.TrustedProxies = tt.trusted
 			tokenwarden := httptest.NewServer(f.server.Handler())
 			defer tokenwarden.Close()
