@@ -170,7 +170,9 @@ type ApiTokenStatus struct {
 	// +optional
 	Phase ApiTokenPhase `json:"phase,omitempty"`
 
-	// conditions hold Ready, whose reason explains every phase but Active.
+	// conditions hold Ready, whose reason explains every phase but Active,
+	// and Reconciled, which says whether the last reconcile finished or why
+	// it failed.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

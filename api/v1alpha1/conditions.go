@@ -5,6 +5,14 @@ const (
 	// ReadyCondition is True when an ApiToken's value verifies (phase Active)
 	// or a Team has been reconciled; when False, its reason says why.
 	ReadyCondition = "Ready"
+	// ReconciledCondition says whether the last reconcile of an ApiToken
+	// finished: True (reason Reconciled) when it did, False when it failed,
+	// with the reason ReconcileError and the error's message while it is
+	// retried, or InvalidSpec when it stopped for good on a spec it cannot
+	// read. A failed reconcile changes nothing else in the status (Ready,
+	// the phase and observedGeneration stay as last written), so this
+	// condition is where a failure shows.
+	ReconciledCondition = "Reconciled"
 )
 
 // Reasons of the Ready condition. Every phase but Active has one of its own,
@@ -45,6 +53,23 @@ const (
 	// ReasonSecretConflict: a Secret the operator does not own has the name
 	// the token would be delivered to; it is left untouched.
 	ReasonSecretConflict = "SecretConflict"
-	// ReasonReconciled: a Team's status is up to date.
+	// ReasonInvalidSpec: a duration in the spec (spec.lifetime,
+	// spec.rotation.renewBefore or spec.rotation.overlap) cannot be read:
+	// a total too long to count (the API server checks only the syntax), or
+	// anything in an object stored before the API server validated it. The
+	// phase is Failed, the message names the field, any value held is
+	// withdrawn, and nothing is retried until the spec is edited. It is
+	// also the reason of the Reconciled condition, which is False.
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonReconciled: a Team's status is up to date (Ready), or the last
+	// reconcile of an ApiToken finished (Reconciled).
 	ReasonReconciled = "Reconciled"
+)
+
+// Reasons of the Reconciled condition besides Reconciled and InvalidSpec.
+const (
+	// ReasonReconcileError: the last reconcile failed and is retried; the
+	// message is the error. Conflicts of the optimistic lock, retried at
+	// once, are not recorded.
+	ReasonReconcileError = "ReconcileError"
 )
