@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"encoding/pem"
 	"io"
 	"net/http"
@@ -14,25 +13,50 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
 	"k8s.io/client-go/rest"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
-	"github.com/tokenwarden/tokenwarden/pkg/verifyclient"
+	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
+	"github.com/tokenwarden/tokenwarden/internal/ratelimit"
+	b "github.com/tokenwarden/tokenwarden/internal/testobj"
+	"github.com/tokenwarden/tokenwarden/internal/token"
+	"github.com/tokenwarden/tokenwarden/internal/verify"
+	"github.com/tokenwarden/tokenwarden/internal/verifyhttp"
 )
 
-// Tokens the fake verifier knows. They look like real ones, so a leak into
-// any output is easy to spot.
-const (
-	goodToken    = "twt_0123456789abcdefghijABCDEFGHIJklmnopqrstuvwxyz0123"
-	expiredToken = "twt_9876543210abcdefghijABCDEFGHIJklmnopqrstuvwxyz0123"
-	limitedToken = "twt_limitedlimitedlimitedlimitedlimitedlimitedlimit"
-	brokenToken  = "twt_brokenbrokenbrokenbrokenbrokenbrokenbrokenbroken"
+// Tokens the verifier knows: real values, so a leak into any output is easy
+// to spot.
+var (
+	goodToken    = newValue(v1alpha1.TeamTokenType)
+	expiredToken = newValue(v1alpha1.TeamTokenType)
+	limitedToken = newValue(v1alpha1.TeamTokenType)
+	unknownToken = newValue(v1alpha1.TeamTokenType)
+	// brokenToken is answered by a verifier gone wrong, not by Tokenwarden.
+	brokenToken = newValue(v1alpha1.TeamTokenType)
 )
 
-// verifier imitates Tokenwarden's GET /verify over TLS.
+func newValue(typ v1alpha1.ApiTokenType) string {
+	v, err := token.Format{}.Generate(typ)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// verifier is Tokenwarden's own /verify transport (internal/verifyhttp)
+// over TLS, answering from an index that holds goodToken (payments/jane-ci),
+// expiredToken and limitedToken, so the plugin is tested against the wire
+// contract as the server writes it rather than a copy of it.
 type verifier struct {
 	*httptest.Server
 	caFile string
+	// handler is the real one; the server records each request, spends
+	// limitedToken's budget before passing it on, and answers brokenToken
+	// as a verifier gone wrong would.
+	handler http.Handler
+	clock   *clocktesting.FakePassiveClock
 
 	mu       sync.Mutex
 	requests []*http.Request
@@ -40,7 +64,7 @@ type verifier struct {
 
 func newVerifier(t *testing.T) *verifier {
 	t.Helper()
-	v := &verifier{}
+	v := &verifier{handler: newVerifyHandler(), clock: verifyClock}
 	v.Server = httptest.NewTLSServer(v)
 	t.Cleanup(v.Close)
 	v.caFile = filepath.Join(t.TempDir(), "ca.crt")
@@ -51,53 +75,57 @@ func newVerifier(t *testing.T) *verifier {
 	return v
 }
 
+// verifyClock is the verification server's clock; each request moves it an
+// hour on, so every token's budget, one request in 7s, is full again.
+var verifyClock = clocktesting.NewFakePassiveClock(now)
+
+// newVerifyHandler returns the real /verify handler over the index of the
+// tokens above, with their teams, owned by alice.
+func newVerifyHandler() http.Handler {
+	index := verify.NewIndex()
+	index.Upsert(b.Issued("jane-ci", "payments", goodToken,
+		[]b.ApiTokenOption{b.TeamToken("payments", "billing"), b.WithScopes("orders:read", "orders:list")},
+		b.WithUID("6f1c1f3e-8d4a-4a57-9a39-0c6b1e1f2a10"), b.WithCreator("alice"),
+		b.WithExpiry(now.Add(3*24*time.Hour+4*time.Hour))))
+	index.Upsert(b.Issued("old", "payments", expiredToken, []b.ApiTokenOption{b.TeamToken("payments")},
+		b.WithCreator("alice"), b.WithPhase(v1alpha1.PhaseExpired)))
+	index.Upsert(b.Issued("busy", "payments", limitedToken, []b.ApiTokenOption{b.TeamToken("payments")},
+		b.WithCreator("alice")))
+	team := func(name string) *v1alpha1.Team {
+		return b.Team(name, b.WithOwners(b.User("alice")), b.WithNamespaces("payments"))
+	}
+	server := &verifyhttp.Server{
+		Verifier: &verify.Verifier{Index: index, Clock: verifyClock, Teams: verify.StaticTeams(team("payments"), team("billing"))},
+		Limiter:  ratelimit.New(ratelimit.Limits{RequestsPerToken: rate.Every(7 * time.Second), TokenBurst: 1}, verifyClock),
+	}
+	return server.Handler()
+}
+
 func (v *verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v.mu.Lock()
 	v.requests = append(v.requests, r.Clone(r.Context()))
 	v.mu.Unlock()
-	if r.Method != http.MethodGet || r.URL.Path != "/verify" {
-		http.NotFound(w, r)
-		return
-	}
-	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if token == "" {
-		token = r.Header.Get("Token")
-	}
-	answerVerify(w, token)
+	v.answer(w, r)
 }
 
-// answerVerify answers as Tokenwarden's /verify does for token.
-func answerVerify(w http.ResponseWriter, token string) {
-	switch token {
-	case goodToken:
-		expires := now.Add(3*24*time.Hour + 4*time.Hour)
-		writeTestJSON(w, http.StatusOK, verifyclient.Identity{
-			User: "tokenwarden:payments:jane-ci:6f1c1f3e-8d4a-4a57-9a39-0c6b1e1f2a10", Name: "jane-ci", Namespace: "payments",
-			UID: "6f1c1f3e-8d4a-4a57-9a39-0c6b1e1f2a10", Type: "Team",
-			Teams: []string{"payments", "billing"}, Scopes: []string{"orders:read", "orders:list"},
-			ExpiresAt: &expires, Creator: "alice",
-		})
-	case limitedToken:
-		w.Header().Set("Retry-After", "7")
-		w.Header().Set("X-Tokenwarden-Reason", "RateLimited")
-		writeTestJSON(w, http.StatusTooManyRequests, map[string]string{"reason": "RateLimited"})
+// answer passes r to the real handler, but for the two tokens whose answer
+// this test arranges.
+func (v *verifier) answer(w http.ResponseWriter, r *http.Request) {
+	v.clock.SetTime(v.clock.Now().Add(time.Hour))
+	sent, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if sent == "" {
+		sent = r.Header.Get("Token")
+	}
+	switch sent {
 	case brokenToken:
-		writeTestJSON(w, http.StatusOK, map[string]string{"echo": token})
-	default:
-		reason := verifyclient.ReasonUnknown
-		if token == expiredToken {
-			reason = verifyclient.ReasonExpired
-		}
-		w.Header().Set("WWW-Authenticate", `Bearer realm="tokenwarden", error="invalid_token", error_description="`+reason+`"`)
-		w.Header().Set("X-Tokenwarden-Reason", reason)
-		writeTestJSON(w, http.StatusUnauthorized, map[string]string{"reason": reason})
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"echo":"`+sent+`"}`)
+		return
+	case limitedToken:
+		// Spend the token's one request first.
+		v.handler.ServeHTTP(httptest.NewRecorder(), r.Clone(r.Context()))
 	}
-}
-
-func writeTestJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	v.handler.ServeHTTP(w, r)
 }
 
 // received returns the requests received so far.
@@ -161,7 +189,7 @@ func TestWhoisDirect(t *testing.T) {
 		wantCalls: 1,
 	}, {
 		name:      "unknown token",
-		stdin:     "twt_unknown\n",
+		stdin:     unknownToken + "\n",
 		args:      []string{"whois", "--verify-url", v.URL, "--ca-file", v.caFile},
 		want:      result{code: 1, stderr: "error: not a valid token: Unknown\n"},
 		wantCalls: 1,
@@ -265,7 +293,7 @@ func TestWhoisDirect(t *testing.T) {
 			if calls := v.calls() - before; calls != tc.wantCalls {
 				t.Errorf("the verifier was asked %d times, want %d", calls, tc.wantCalls)
 			}
-			for _, tok := range []string{goodToken, expiredToken, limitedToken, brokenToken, "twt_unknown", "twt_abc"} {
+			for _, tok := range []string{goodToken, expiredToken, limitedToken, brokenToken, unknownToken, "twt_abc"} {
 				if strings.Contains(got.stdout+got.stderr, tok) {
 					t.Errorf("the output holds the token %s", tok)
 				}
@@ -297,6 +325,8 @@ type apiServer struct {
 	// status, if set, is the API server's own answer.
 	status string
 	code   int
+	// verifier answers what the API server passes on.
+	verifier *verifier
 
 	mu       sync.Mutex
 	requests []*http.Request
@@ -316,12 +346,17 @@ func (a *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	answerVerify(w, r.Header.Get("Token"))
+	// kube-apiserver takes the user's own credentials off before passing
+	// the request on to the Service.
+	forward := r.Clone(r.Context())
+	forward.Header.Del("Authorization")
+	forward.URL.Path = "/verify"
+	a.verifier.answer(w, forward)
 }
 
 func newAPIServer(t *testing.T, code int, status string) (*apiServer, *rest.Config) {
 	t.Helper()
-	a := &apiServer{status: status, code: code}
+	a := &apiServer{status: status, code: code, verifier: &verifier{handler: newVerifyHandler(), clock: verifyClock}}
 	a.Server = httptest.NewTLSServer(a)
 	t.Cleanup(a.Close)
 	config := &rest.Config{
