@@ -29,16 +29,17 @@ import (
 // Tokens the verifier knows: real values, so a leak into any output is easy
 // to spot.
 var (
-	goodToken    = newValue(v1alpha1.TeamTokenType)
-	expiredToken = newValue(v1alpha1.TeamTokenType)
-	limitedToken = newValue(v1alpha1.TeamTokenType)
-	unknownToken = newValue(v1alpha1.TeamTokenType)
+	goodToken    = newValue()
+	expiredToken = newValue()
+	limitedToken = newValue()
+	unknownToken = newValue()
 	// brokenToken is answered by a verifier gone wrong, not by Tokenwarden.
-	brokenToken = newValue(v1alpha1.TeamTokenType)
+	brokenToken = newValue()
 )
 
-func newValue(typ v1alpha1.ApiTokenType) string {
-	v, err := token.Format{}.Generate(typ)
+// newValue returns a fresh Team token value.
+func newValue() string {
+	v, err := token.Format{}.Generate(v1alpha1.TeamTokenType)
 	if err != nil {
 		panic(err)
 	}
@@ -119,7 +120,7 @@ func (v *verifier) answer(w http.ResponseWriter, r *http.Request) {
 	switch sent {
 	case brokenToken:
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"echo":"`+sent+`"}`)
+		_, _ = io.WriteString(w, `{"echo":"a token"}`)
 		return
 	case limitedToken:
 		// Spend the token's one request first.
