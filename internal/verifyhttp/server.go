@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -322,9 +321,6 @@ func (s *Server) serveVerify(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// bodyPool holds the buffers identity bodies are written in.
-var bodyPool = sync.Pool{New: func() any { return new([]byte) }}
-
 // writeIdentity answers 200 with the identity vd verified, as headers and
 // JSON, and with the token's budget, rate, in RateLimit-* headers unless
 // no limit applies.
@@ -359,25 +355,9 @@ func writeIdentity(w http.ResponseWriter, vd *verify.Verdict, rate *ratelimit.In
 		h[headerRateReset] = vals[12:13:13]
 	}
 
-	buf := bodyPool.Get().(*[]byte)
-	body, err := appendIdentityJSON((*buf)[:0], id)
-	if err != nil {
-		// Only an expiry outside what RFC 3339 can write gets here;
-		// encoding/json refuses it the same way, and keeps the answer as
-		// it always was. It gets a copy, so that id, which only this rare
-		// path would hand to an interface, stays on the caller's stack.
-		writeJSON(w, http.StatusOK, *id)
-	} else {
-		w.WriteHeader(http.StatusOK)
-		// The client may be gone; there is nobody left to tell.
-		_, _ = w.Write(body)
-		*buf = body
-	}
-	// A buffer grown by an unusually large identity is let go rather than
-	// kept for every later request.
-	if cap(*buf) <= 16<<10 {
-		bodyPool.Put(buf)
-	}
+	// encoding/json, not a hand-written encoder: make bench measured one
+	// at 1-2% more requests a second over HTTP, less than two runs differ.
+	writeJSON(w, http.StatusOK, id)
 }
 
 // serveTokenReview answers kube-apiserver. It neither checks nor charges the
@@ -558,14 +538,12 @@ func ceilSeconds(d time.Duration) int64 {
 
 // writeReason answers status with the JSON body {"reason": reason}.
 func writeReason(w http.ResponseWriter, status int, reason string) {
-	body := make([]byte, 0, 32+len(reason))
-	body = append(body, `{"reason":`...)
-	body = appendJSONString(body, reason)
-	body = append(body, "}\n"...)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	// The client may be gone; there is nobody left to tell.
-	_, _ = w.Write(body)
+	writeJSON(w, status, reasonBody{Reason: reason})
+}
+
+// reasonBody is the body of a refusal.
+type reasonBody struct {
+	Reason string `json:"reason"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
