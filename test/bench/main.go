@@ -92,18 +92,28 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
 }
 
-func run(ctx context.Context, o options) error {
+// readResults reads a results file, as a run wrote it, to render again.
+func readResults(path string) (results, error) {
 	res := results{}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, &res); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return res, nil
+}
+
+func run(ctx context.Context, o options) error {
 	if o.render {
-		data, err := os.ReadFile(o.results)
+		res, err := readResults(o.results)
 		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(data, &res); err != nil {
 			return err
 		}
 		return writeDoc(o.doc, res)
 	}
+	res := results{}
 	switch data, err := os.ReadFile(o.verifyJSON); {
 	case err != nil:
 		logf("no verification figures (%v); run hack/bench.sh for them", err)

@@ -15,7 +15,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -301,12 +300,8 @@ type scaleState struct {
 func runScale(ctx context.Context) error {
 	o := scaleOpt
 	if o.render {
-		res := results{}
-		data, err := os.ReadFile(o.results)
+		res, err := readResults(o.results)
 		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(data, &res); err != nil {
 			return err
 		}
 		return writeScaleDoc(o.doc, res)
