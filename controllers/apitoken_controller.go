@@ -45,6 +45,18 @@ import (
 // Invalidated before the value leaves the Secret, so the verifier, which
 // reads the status, refuses it from the first write on. Two writes per
 // issued token, no more.
+//
+// # Status
+//
+// The phases only decide, into the scope; computeStatus alone turns those
+// decisions into status, and commitStatus alone writes it. That happens
+// once at the end of every reconcile (Reconcile's deferred finish), and
+// also just before an issuance or a withdrawal touches the Secret, as the
+// crash-safety order above requires: the early write and the final one
+// derive the status from the same scope, so the final one changes nothing
+// unless something was decided after the Secret was written (the end of
+// an overlap). A reconcile that fails still writes: the status as it was
+// last written, with the failure in the Reconciled condition.
 type ApiTokenReconciler struct {
 	client.Client
 	// APIReader reads around the cache. The cache may lag behind a write the
@@ -85,31 +97,47 @@ const DefaultRecheck = 10 * time.Minute
 // re-check lands after the window, when answers are asked afresh.
 const settleMargin = 100 * time.Millisecond
 
-// apiTokenScope is what one reconcile knows and has decided.
+// apiTokenScope is what one reconcile knows and has decided. The phases
+// write their decisions here, never into the status: computeStatus derives
+// the whole status from them.
 type apiTokenScope struct {
 	token *v1alpha1.ApiToken
 	// base is the object as the API server last confirmed it; status patches
-	// are computed against it.
+	// are computed against it, and its status is the one recorded so far.
 	base *v1alpha1.ApiToken
 	now  time.Time
 
-	creator     *v1alpha1.UserIdentity
+	// creator is the identity in the creator annotation (nil when missing
+	// or unreadable); status.creator copies it.
+	creator *v1alpha1.UserIdentity
+	// lifetime, renewBefore and overlap are the spec's durations, parsed;
+	// nil when unset. invalidSpec is set instead when one cannot be parsed:
+	// the token is then blocked, and the reconcile ends in a terminal error.
 	lifetime    *time.Duration
 	renewBefore *time.Duration
+	overlap     *time.Duration
+	invalidSpec error
 
-	// secret is the delivered Secret as observed (nil when missing), and
-	// secretState what it holds relative to the status.
+	// secretName is the Secret the value is delivered to; secret is that
+	// Secret as observed (nil when missing), and secretState what it holds
+	// relative to the status.
+	secretName  string
 	secret      *corev1.Secret
 	secretState lifecycle.SecretState
 
-	// blocked is set when the token may hold no value (not entitled, or
-	// against policy); outcome is the phase and Ready reason decided.
+	// blocked is set when the token may hold no value (not entitled,
+	// against policy, or a spec that cannot be read); outcome is the phase
+	// and Ready reason decided.
 	blocked bool
 	outcome outcome
-	// issuance is why a new value is being issued, if one is: its Event,
-	// sent once the value is delivered, is the one that records the
-	// transition.
+	// issued is the new value's record, when one is issued. issuance is
+	// why: its Event, sent once the value is delivered, is the one that
+	// records the transition.
+	issued   *issuedValue
 	issuance lifecycle.Reason
+	// dropPrevious is set when status.previous goes: no value of the token
+	// verifies any more, or the overlap of the replaced value has ended.
+	dropPrevious bool
 	// leaving is set when the token's namespace is being deleted and the
 	// reconcile has stopped short: the namespace controller deletes the
 	// token next, so nothing more is written.
@@ -123,7 +151,20 @@ type outcome struct {
 	message string
 }
 
-// Reconcile is the skeleton: get, snapshot, one deferred status patch, then
+// issuedValue is what the status records of a value issued now: never
+// the value itself.
+type issuedValue struct {
+	// hash is the value's digest, prefix its non-secret beginning.
+	hash, prefix string
+	at           time.Time
+	// recreate is the spec.recreate the value answers.
+	recreate int64
+	// previous is the value it replaces, while that keeps verifying
+	// through rotation.overlap; nil when none does.
+	previous *v1alpha1.PreviousToken
+}
+
+// Reconcile is the skeleton: get, snapshot, one deferred status write, then
 // the phases in order.
 func (r *ApiTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	tok := &v1alpha1.ApiToken{}
@@ -134,21 +175,15 @@ func (r *ApiTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, nil // the Secret goes with it, by its ownerRef
 	}
 	s := &apiTokenScope{token: tok, base: tok.DeepCopy(), now: r.Clock.Now()}
-	defer func() {
-		if retErr != nil || s.leaving {
-			return // observedGeneration moves only with a successful reconcile
-		}
-		if err := r.commitStatus(ctx, s); err != nil {
-			retErr = err
-		}
-	}()
+	// Whatever the phases return, the status they leave is written, and
+	// the next wake-up is scheduled from it.
+	defer func() { result, retErr = r.finish(ctx, s, result, retErr) }()
 
 	phases := []func(context.Context, *apiTokenScope) (ctrl.Result, error){
 		r.reconcileSpec,
 		r.reconcileEntitlement,
 		r.reconcileSecret,
 		r.reconcileOverlap,
-		r.reconcileWakeup,
 	}
 	for _, phase := range phases {
 		res, err := phase(ctx, s)
@@ -164,7 +199,37 @@ func (r *ApiTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 			return result, err
 		}
 	}
+	if s.invalidSpec != nil {
+		// Retrying cannot help: only an edit of the spec, which is an event
+		// of its own, can.
+		return ctrl.Result{}, reconcile.TerminalError(s.invalidSpec)
+	}
 	return result, nil
+}
+
+// finish ends a reconcile whose phases returned result and err. It writes
+// the status computeStatus derives from the scope and err, except when
+// the token is left to its namespace's deletion, and on a conflict or a
+// NotFound, which are retried at once (or need nothing) and say nothing
+// about the token. After a success it schedules the next wake-up from the
+// status just written, whose phase is the one decided.
+func (r *ApiTokenReconciler) finish(ctx context.Context, s *apiTokenScope, result ctrl.Result, err error) (ctrl.Result, error) {
+	if s.leaving || apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		return result, err
+	}
+	if commitErr := r.commitStatus(ctx, s, err); commitErr != nil {
+		if err == nil {
+			return ctrl.Result{}, commitErr
+		}
+		// The failure is retried anyway, and recorded then if it can be.
+		ctrl.LoggerFrom(ctx).Error(commitErr, "Recording a failed reconcile in the status failed")
+	}
+	if err != nil {
+		// controller-runtime ignores a result that comes with an error.
+		return ctrl.Result{}, err
+	}
+	// s.token.Status is the status just written.
+	return lowestRequeue(result, ctrl.Result{RequeueAfter: lifecycle.NextWakeup(s.input())}), nil
 }
 
 // errNamespaceTerminating stops a reconcile that would create something in
@@ -192,12 +257,13 @@ func (r *ApiTokenReconciler) namespaceTerminating(ctx context.Context, namespace
 	return nil
 }
 
-// commitStatus computes the status from the scope and writes it if it
-// changed, with an optimistic lock: a reconcile that worked from a stale
-// object gets a conflict and runs again, instead of overwriting newer truth.
-// What the write changed is then recorded in Events.
-func (r *ApiTokenReconciler) commitStatus(ctx context.Context, s *apiTokenScope) error {
-	setStatus(s)
+// commitStatus computes the status a reconcile ending in reconcileErr
+// leaves (computeStatus; nil while it is still under way) and writes it if
+// it changed, with an optimistic lock: a reconcile that worked from a stale
+// object gets a conflict and runs again, instead of overwriting newer
+// truth. What the write changed is then recorded in Events.
+func (r *ApiTokenReconciler) commitStatus(ctx context.Context, s *apiTokenScope, reconcileErr error) error {
+	s.token.Status = computeStatus(s, reconcileErr)
 	if err := patchStatus(ctx, r.Client, s.token, s.base, func(t *v1alpha1.ApiToken) any { return t.Status },
 		client.MergeFromWithOptimisticLock{}); err != nil {
 		return fmt.Errorf("patching ApiToken status: %w", err)

@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -66,6 +68,9 @@ const (
 	EventNotEntitled = "NotEntitled"
 	// EventCreatorChanged: a recreate made someone else the creator.
 	EventCreatorChanged = "CreatorChanged"
+	// EventInvalidSpec: a duration in the spec cannot be read; any value
+	// held was withdrawn.
+	EventInvalidSpec = "InvalidSpec"
 )
 
 // conflictRecheck is how often a token blocked by a foreign Secret looks
@@ -73,29 +78,68 @@ const (
 const conflictRecheck = time.Minute
 
 // reconcileSpec reads what the spec and annotations say: the creator and
-// the parsed durations. The API server validated their syntax already.
+// the parsed durations. A duration that cannot be read blocks the token:
+// no value can be judged by a spec nobody can read.
 func (r *ApiTokenReconciler) reconcileSpec(ctx context.Context, s *apiTokenScope) (ctrl.Result, error) {
 	creator, err := authz.CreatorOf(s.token)
 	if err != nil {
 		ctrl.LoggerFrom(ctx).Info("Ignoring an unreadable creator annotation", "error", err.Error())
 	}
 	s.creator = creator
-	s.token.Status.Creator = creator
-	if s.token.Spec.Lifetime != nil {
-		d, err := duration.Parse(*s.token.Spec.Lifetime)
-		if err != nil {
-			return ctrl.Result{}, fmt.Errorf("spec.lifetime: %w", err)
-		}
-		s.lifetime = &d
+	d, err := parseDurations(&s.token.Spec)
+	if err != nil {
+		s.invalidSpec = err
+		s.block(outcome{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReasonInvalidSpec,
+			message: err.Error() + " (no value is held until the spec is fixed)"})
+		// Nothing will come back to end an overlap: the reconcile stops for
+		// good, and no value of a Failed token verifies anyway.
+		s.dropPrevious = true
+		return ctrl.Result{}, nil
 	}
-	if rot := s.token.Spec.Rotation; rot != nil && rot.RenewBefore != nil {
-		d, err := duration.Parse(*rot.RenewBefore)
-		if err != nil {
-			return ctrl.Result{}, fmt.Errorf("spec.rotation.renewBefore: %w", err)
-		}
-		s.renewBefore = &d
-	}
+	s.lifetime, s.renewBefore, s.overlap = d.lifetime, d.renewBefore, d.overlap
 	return ctrl.Result{}, nil
+}
+
+// specDurations are a spec's durations, parsed; nil when unset.
+type specDurations struct {
+	lifetime, renewBefore, overlap *time.Duration
+}
+
+// parseDurations parses spec's durations, or says which one cannot be
+// parsed. The API server checks their syntax, but lets through totals too
+// large for a time.Duration (such as 99999d999999h), and an object stored
+// before the check may hold anything.
+func parseDurations(spec *v1alpha1.ApiTokenSpec) (specDurations, error) {
+	var (
+		d   specDurations
+		rot v1alpha1.RotationSpec
+		err error
+	)
+	if spec.Rotation != nil {
+		rot = *spec.Rotation
+	}
+	if d.lifetime, err = parseDuration("spec.lifetime", spec.Lifetime); err != nil {
+		return specDurations{}, err
+	}
+	if d.renewBefore, err = parseDuration("spec.rotation.renewBefore", rot.RenewBefore); err != nil {
+		return specDurations{}, err
+	}
+	if d.overlap, err = parseDuration("spec.rotation.overlap", rot.Overlap); err != nil {
+		return specDurations{}, err
+	}
+	return d, nil
+}
+
+// parseDuration parses the field at path, whose value is nil when unset.
+func parseDuration(path string, value *v1alpha1.Duration) (*time.Duration, error) {
+	if value == nil {
+		return nil, nil
+	}
+	d, err := duration.Parse(*value)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &d, nil
 }
 
 // reconcileEntitlement re-checks the rules admission applied at creation:
@@ -103,10 +147,14 @@ func (r *ApiTokenReconciler) reconcileSpec(ctx context.Context, s *apiTokenScope
 // policies? An object admitted while the webhook was absent is not trusted.
 func (r *ApiTokenReconciler) reconcileEntitlement(ctx context.Context, s *apiTokenScope) (ctrl.Result, error) {
 	st := &s.token.Status
-	// Invalidation is final until someone allowed to asks for a new value.
+	// Invalidation is final until someone allowed to asks for a new value,
+	// and stays what the status says even when the spec cannot be read.
 	if st.Phase == v1alpha1.PhaseInvalidated && s.token.Spec.Recreate == st.Recreate {
 		s.block(readyOf(s.token, v1alpha1.PhaseInvalidated))
 		return ctrl.Result{}, nil
+	}
+	if s.blocked {
+		return ctrl.Result{}, nil // by reconcileSpec: nothing to judge the spec by
 	}
 	tok := authz.TokenOf(s.token)
 	decide := func(reader client.Reader, admins authz.AdminChecker) (authz.Teams, authz.Verdict, authz.AdminAnswer, error) {
@@ -210,9 +258,8 @@ func (r *ApiTokenReconciler) standingRecheck(answer authz.AdminAnswer) time.Dura
 // reconcileSecret makes the Secret hold what the decision says: the issued
 // value, a new one, or none.
 func (r *ApiTokenReconciler) reconcileSecret(ctx context.Context, s *apiTokenScope) (ctrl.Result, error) {
-	name := lifecycle.SecretName(s.token)
-	s.token.Status.SecretRef = &v1alpha1.SecretReference{Name: name}
-	if err := r.observeSecret(ctx, s, name); err != nil {
+	s.secretName = lifecycle.SecretName(s.token)
+	if err := r.observeSecret(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
 	// A token that may hold no value needs nothing from its Secret but the
@@ -220,7 +267,7 @@ func (r *ApiTokenReconciler) reconcileSecret(ctx context.Context, s *apiTokenSco
 	// can turn an invalidation into another, less final state.
 	if s.blocked {
 		if s.outcome.phase == v1alpha1.PhaseInvalidated {
-			s.token.Status.Previous = nil // no value of an invalidated token verifies
+			s.dropPrevious = true // no value of an invalidated token verifies
 		}
 		return ctrl.Result{}, r.withdraw(ctx, s)
 	}
@@ -229,7 +276,7 @@ func (r *ApiTokenReconciler) reconcileSecret(ctx context.Context, s *apiTokenSco
 	switch decision.Action {
 	case lifecycle.Conflict:
 		s.outcome = outcome{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReasonSecretConflict,
-			message: fmt.Sprintf("Secret %q exists and is not controlled by this ApiToken; it is left untouched", name)}
+			message: fmt.Sprintf("Secret %q exists and is not controlled by this ApiToken; it is left untouched", s.secretName)}
 		// Foreign Secrets carry no managed-by label, so the cache never sees
 		// one go away: look again now and then instead.
 		return ctrl.Result{RequeueAfter: conflictRecheck}, nil
@@ -247,11 +294,11 @@ func (r *ApiTokenReconciler) reconcileSecret(ctx context.Context, s *apiTokenSco
 	case lifecycle.Withdraw, lifecycle.Keep:
 		if decision.Reason == lifecycle.Expired || decision.Reason == lifecycle.ExpiresAtPassed {
 			s.outcome = expiredOutcome(s, decision.Reason)
-			s.token.Status.Previous = nil
+			s.dropPrevious = true
 			return ctrl.Result{}, r.withdraw(ctx, s)
 		}
-		// The value stays; setStatus records the expiry the spec gives it
-		// now, so an edit of expiresAt or lifetime shows without a new value.
+		// The value stays; computeStatus records the expiry the spec gives
+		// it now, so an edit of expiresAt or lifetime shows without a new value.
 		s.outcome = activeOutcome(s.token)
 		return ctrl.Result{}, r.syncSecretMetadata(ctx, s)
 	}
@@ -259,28 +306,21 @@ func (r *ApiTokenReconciler) reconcileSecret(ctx context.Context, s *apiTokenSco
 }
 
 // reconcileOverlap drops the previous value once its overlap has ended.
+// The wake-up for that instant is scheduled by finish, from the status
+// written.
 func (r *ApiTokenReconciler) reconcileOverlap(_ context.Context, s *apiTokenScope) (ctrl.Result, error) {
-	if prev := s.token.Status.Previous; prev != nil && !s.now.Before(prev.ExpiresAt.Time) {
-		s.token.Status.Previous = nil
+	if prev := s.previousValue(); prev != nil && !s.now.Before(prev.ExpiresAt.Time) {
+		s.dropPrevious = true
 	}
 	return ctrl.Result{}, nil
-}
-
-// reconcileWakeup schedules the next reconcile for the exact instant the
-// answer changes by itself: expiry, renewal, or the end of an overlap.
-func (r *ApiTokenReconciler) reconcileWakeup(_ context.Context, s *apiTokenScope) (ctrl.Result, error) {
-	in := s.input()
-	in.Status = s.token.Status.DeepCopy()
-	in.Status.Phase = s.outcome.phase
-	return ctrl.Result{RequeueAfter: lifecycle.NextWakeup(in)}, nil
 }
 
 // observeSecret finds the delivered Secret and what it holds. The cache is
 // trusted when it shows the issued value; anything else, which would lead
 // to a new value, is confirmed against the API server first, because the
 // cache may lag behind our own last write and never holds foreign Secrets.
-func (r *ApiTokenReconciler) observeSecret(ctx context.Context, s *apiTokenScope, name string) error {
-	key := client.ObjectKey{Namespace: s.token.Namespace, Name: name}
+func (r *ApiTokenReconciler) observeSecret(ctx context.Context, s *apiTokenScope) error {
+	key := client.ObjectKey{Namespace: s.token.Namespace, Name: s.secretName}
 	secret := &corev1.Secret{}
 	if err := r.Get(ctx, key, secret); err == nil && metav1.IsControlledBy(secret, s.token) {
 		if state := classify(secret, s.token); state == lifecycle.SecretMatches || (state == lifecycle.SecretEmpty && !lifecycle.HoldsValue(s.token.Status.Phase)) {
@@ -294,7 +334,7 @@ func (r *ApiTokenReconciler) observeSecret(ctx context.Context, s *apiTokenScope
 		s.secret, s.secretState = nil, lifecycle.SecretMissing
 		return nil
 	case err != nil:
-		return fmt.Errorf("reading Secret %s: %w", name, err)
+		return fmt.Errorf("reading Secret %s: %w", s.secretName, err)
 	}
 	// The cache holds digests, never values; so does everything read here.
 	cached.DigestSecret(secret)
@@ -327,16 +367,13 @@ func (r *ApiTokenReconciler) issue(ctx context.Context, s *apiTokenScope, reason
 	if err != nil {
 		return fmt.Errorf("generating a token value: %w", err)
 	}
-	st := &s.token.Status
-	st.Previous = overlapOf(s, reason)
-	st.TokenHash = token.Hash(value)
-	st.TokenPrefix = token.DisplayPrefix(value)
-	issuedAt := metav1.NewTime(s.now)
-	st.IssuedAt = &issuedAt // setStatus counts the lifetime from it
-	st.Recreate = s.token.Spec.Recreate
+	v := &issuedValue{
+		hash: token.Hash(value), prefix: token.DisplayPrefix(value),
+		at: s.now, recreate: s.token.Spec.Recreate, previous: overlapOf(s, reason),
+	}
+	s.issued, s.issuance = v, reason
 	s.outcome = activeOutcome(s.token)
-	s.issuance = reason
-	if err := r.commitStatus(ctx, s); err != nil {
+	if err := r.commitStatus(ctx, s, nil); err != nil {
 		return err // nothing was delivered: the next attempt starts afresh
 	}
 	if err := r.deliver(ctx, s, value); err != nil {
@@ -344,19 +381,19 @@ func (r *ApiTokenReconciler) issue(ctx context.Context, s *apiTokenScope, reason
 	}
 
 	log := ctrl.LoggerFrom(ctx)
-	log.Info("Issued a token value", "reason", string(reason), "tokenPrefix", st.TokenPrefix, "secret", st.SecretRef.Name)
+	log.Info("Issued a token value", "reason", string(reason), "tokenPrefix", v.prefix, "secret", s.secretName)
 	metrics.Issuances.WithLabelValues(string(reason)).Inc()
 	switch reason {
 	case lifecycle.Recreate, lifecycle.ResumeRotation:
 		metrics.Recreations.Inc()
-		r.event(s, corev1.EventTypeNormal, EventRecreated, "issued a new value (%s) on spec.recreate=%d", st.TokenPrefix, st.Recreate)
+		r.event(s, corev1.EventTypeNormal, EventRecreated, "issued a new value (%s) on spec.recreate=%d", v.prefix, v.recreate)
 	case lifecycle.Renew:
 		metrics.Recreations.Inc()
-		r.event(s, corev1.EventTypeNormal, EventRotated, "renewed the value (%s) before its expiry", st.TokenPrefix)
+		r.event(s, corev1.EventTypeNormal, EventRotated, "renewed the value (%s) before its expiry", v.prefix)
 	case lifecycle.SecretGone, lifecycle.SecretTampered:
-		r.event(s, corev1.EventTypeWarning, EventSecretRepaired, "Secret %s %s: issued a new value (%s)", st.SecretRef.Name, describe(reason), st.TokenPrefix)
+		r.event(s, corev1.EventTypeWarning, EventSecretRepaired, "Secret %s %s: issued a new value (%s)", s.secretName, describe(reason), v.prefix)
 	default:
-		r.event(s, corev1.EventTypeNormal, EventIssued, "issued a value (%s) into Secret %s", st.TokenPrefix, st.SecretRef.Name)
+		r.event(s, corev1.EventTypeNormal, EventIssued, "issued a value (%s) into Secret %s", v.prefix, s.secretName)
 	}
 	return nil
 }
@@ -367,19 +404,14 @@ func overlapOf(s *apiTokenScope, reason lifecycle.Reason) *v1alpha1.PreviousToke
 	if reason == lifecycle.ResumeRotation {
 		// The value the interrupted rotation recorded was never delivered;
 		// the one still in the Secret keeps its overlap.
-		return s.token.Status.Previous
+		return s.base.Status.Previous
 	}
-	rot := s.token.Spec.Rotation
-	if (reason != lifecycle.Recreate && reason != lifecycle.Renew) || rot == nil || rot.Overlap == nil ||
+	if (reason != lifecycle.Recreate && reason != lifecycle.Renew) || s.overlap == nil ||
 		s.base.Status.Phase != v1alpha1.PhaseActive || s.base.Status.TokenHash == "" {
 		return nil
 	}
-	overlap, err := duration.Parse(*rot.Overlap)
-	if err != nil {
-		return nil
-	}
 	// Never past the replaced value's own expiry, as the spec gives it now.
-	end := s.now.Add(overlap)
+	end := s.now.Add(*s.overlap)
 	if exp := lifecycle.ExpiresAt(&s.token.Spec, s.base.Status.IssuedAt, s.lifetime); exp != nil && exp.Before(end) {
 		end = *exp
 	}
@@ -390,7 +422,7 @@ func overlapOf(s *apiTokenScope, reason lifecycle.Reason) *v1alpha1.PreviousToke
 func (r *ApiTokenReconciler) deliver(ctx context.Context, s *apiTokenScope, value string) error {
 	if s.secret == nil {
 		secret := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: s.token.Status.SecretRef.Name, Namespace: s.token.Namespace},
+			ObjectMeta: metav1.ObjectMeta{Name: s.secretName, Namespace: s.token.Namespace},
 			Type:       v1alpha1.SecretType,
 			Data:       map[string][]byte{v1alpha1.SecretTokenKey: []byte(value)},
 		}
@@ -399,7 +431,7 @@ func (r *ApiTokenReconciler) deliver(ctx context.Context, s *apiTokenScope, valu
 			return err
 		}
 		if err := r.Create(ctx, secret); err != nil {
-			return fmt.Errorf("creating Secret %s: %w", secret.Name, err)
+			return fmt.Errorf("creating Secret %s: %w", secret.Name, withoutValue(err, value))
 		}
 		cached.DigestSecret(secret)
 		s.secret = secret
@@ -412,11 +444,41 @@ func (r *ApiTokenReconciler) deliver(ctx context.Context, s *apiTokenScope, valu
 	s.secret.Data[v1alpha1.SecretTokenKey] = []byte(value)
 	applySecretMetadata(s.secret, s.token)
 	if err := r.Patch(ctx, s.secret, client.MergeFrom(before)); err != nil {
-		return fmt.Errorf("writing the value into Secret %s: %w", s.secret.Name, err)
+		return fmt.Errorf("writing the value into Secret %s: %w", s.secret.Name, withoutValue(err, value))
 	}
 	// The patch's answer holds the whole Secret again.
 	cached.DigestSecret(s.secret)
 	return nil
+}
+
+// valueWithheld stands in an error's message for a value it quoted.
+const valueWithheld = "[token value withheld]"
+
+// withoutValue returns err, or, when its message quotes value (plainly or
+// in base64, as a Secret's JSON holds it: an admission webhook may echo
+// the object it refuses), the same error with the value cut out. Errors
+// end up in logs and in the Reconciled condition, where a value must never
+// be. The API status is kept, so callers still tell a conflict or a
+// terminating namespace from the rest.
+func withoutValue(err error, value string) error {
+	encoded := base64.StdEncoding.EncodeToString([]byte(value))
+	if err == nil || value == "" || (!strings.Contains(err.Error(), value) && !strings.Contains(err.Error(), encoded)) {
+		return err
+	}
+	scrub := strings.NewReplacer(value, valueWithheld, encoded, valueWithheld).Replace
+	var apiStatus apierrors.APIStatus
+	if !errors.As(err, &apiStatus) {
+		return errors.New(scrub(err.Error()))
+	}
+	recorded := apiStatus.Status()
+	status := recorded.DeepCopy()
+	status.Message = scrub(status.Message)
+	if status.Details != nil {
+		for i := range status.Details.Causes {
+			status.Details.Causes[i].Message = scrub(status.Details.Causes[i].Message)
+		}
+	}
+	return &apierrors.StatusError{ErrStatus: *status}
 }
 
 // withdraw removes the value from the Secret, after the status that makes
@@ -426,7 +488,7 @@ func (r *ApiTokenReconciler) withdraw(ctx context.Context, s *apiTokenScope) err
 	if s.secret == nil || s.secretState == lifecycle.SecretForeign || cached.Digest(s.secret) == "" {
 		return nil
 	}
-	if err := r.commitStatus(ctx, s); err != nil {
+	if err := r.commitStatus(ctx, s, nil); err != nil {
 		return err
 	}
 	before := s.secret.DeepCopy()
@@ -563,16 +625,21 @@ func describe(reason lifecycle.Reason) string {
 // maxNote is the longest Event note the API server accepts, in bytes.
 const maxNote = 1024
 
+// shorten cuts s to at most limit bytes, marking the cut.
+func shorten(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	return strings.ToValidUTF8(s[:limit-len("...")], "") + "..."
+}
+
 // event emits an Event about the token; callers never pass a value.
 func (r *ApiTokenReconciler) event(s *apiTokenScope, eventType, reason, note string, args ...any) {
 	if r.Recorder == nil {
 		return
 	}
-	note = fmt.Sprintf(note, args...)
-	if len(note) > maxNote {
-		// A long policy message would have the whole Event refused.
-		note = strings.ToValidUTF8(note[:maxNote-len("...")], "") + "..."
-	}
+	// A long policy message would have the whole Event refused.
+	note = shorten(fmt.Sprintf(note, args...), maxNote)
 	r.Recorder.Eventf(s.token, nil, eventType, reason, reason, "%s", note)
 }
 
@@ -625,6 +692,8 @@ func transitionEvent(phase v1alpha1.ApiTokenPhase, reason string) (eventType, ev
 			return corev1.EventTypeWarning, EventPolicyViolation
 		case v1alpha1.ReasonCreatorUnknown:
 			return corev1.EventTypeWarning, EventCreatorUnknown
+		case v1alpha1.ReasonInvalidSpec:
+			return corev1.EventTypeWarning, EventInvalidSpec
 		}
 		return corev1.EventTypeWarning, EventNotEntitled
 	}

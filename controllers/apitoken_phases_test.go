@@ -1,12 +1,16 @@
 package controllers
 
 import (
+	"encoding/base64"
+	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
@@ -33,6 +37,7 @@ func TestTransitionEvent(t *testing.T) {
 		{v1alpha1.PhaseFailed, v1alpha1.ReasonSecretConflict, corev1.EventTypeWarning, EventSecretConflict},
 		{v1alpha1.PhaseFailed, v1alpha1.ReasonPolicyViolation, corev1.EventTypeWarning, EventPolicyViolation},
 		{v1alpha1.PhaseFailed, v1alpha1.ReasonCreatorUnknown, corev1.EventTypeWarning, EventCreatorUnknown},
+		{v1alpha1.PhaseFailed, v1alpha1.ReasonInvalidSpec, corev1.EventTypeWarning, EventInvalidSpec},
 		{v1alpha1.PhaseFailed, v1alpha1.ReasonCreatorNotOwner, corev1.EventTypeWarning, EventNotEntitled},
 		{v1alpha1.PhaseFailed, v1alpha1.ReasonCreatorNotAdmin, corev1.EventTypeWarning, EventNotEntitled},
 		{v1alpha1.PhaseFailed, v1alpha1.ReasonTeamDeleted, corev1.EventTypeWarning, EventNotEntitled},
@@ -129,4 +134,53 @@ func TestApplySecretMetadata(t *testing.T) {
 			g.Expect(again.Annotations).To(Equal(secret.Annotations))
 		})
 	}
+}
+
+// TestWithoutValue: an API error that quotes the value it was sent (an
+// admission webhook echoing the Secret it refuses) loses the value, plain
+// or in base64, before it reaches a log or a condition, and stays the API
+// error it was.
+func TestWithoutValue(t *testing.T) {
+	const value = "twt_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH012345"
+	encoded := base64.StdEncoding.EncodeToString([]byte(value))
+	secrets := corev1.Resource("secrets")
+	tests := []struct {
+		name string
+		err  error
+		// check looks at what withoutValue returned.
+		check func(g Gomega, err error)
+	}{
+		{"an error without the value is returned as it is", apierrors.NewInternalError(errors.New("etcd timeout")),
+			func(g Gomega, err error) { g.Expect(err.Error()).To(ContainSubstring("etcd timeout")) }},
+		{"a refusal quoting the value", apierrors.NewForbidden(secrets, "ci", fmt.Errorf("data.token %q is not allowed", value)),
+			func(g Gomega, err error) {
+				g.Expect(apierrors.IsForbidden(err)).To(BeTrue())
+				g.Expect(err.Error()).To(ContainSubstring(valueWithheld))
+			}},
+		{"a refusal quoting the Secret's JSON", apierrors.NewBadRequest(`{"data":{"token":"` + encoded + `"}}`),
+			func(g Gomega, err error) { g.Expect(apierrors.IsBadRequest(err)).To(BeTrue()) }},
+		{"a terminating namespace stays recognisable", func() error {
+			err := apierrors.NewForbidden(secrets, "ci", fmt.Errorf("unable to create %s", value))
+			err.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: corev1.NamespaceTerminatingCause, Message: "holding " + value}}
+			return err
+		}(), func(g Gomega, err error) {
+			g.Expect(apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause)).To(BeTrue())
+			var status apierrors.APIStatus
+			g.Expect(errors.As(err, &status)).To(BeTrue())
+			g.Expect(status.Status().Details.Causes[0].Message).NotTo(ContainSubstring(value))
+		}},
+		{"an error that is not the API's", fmt.Errorf("wrapped: %s", value),
+			func(g Gomega, err error) { g.Expect(err.Error()).To(Equal("wrapped: " + valueWithheld)) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			err := withoutValue(tt.err, value)
+			g.Expect(err).To(HaveOccurred())
+			g.Expect(err.Error()).NotTo(ContainSubstring(value))
+			g.Expect(err.Error()).NotTo(ContainSubstring(encoded))
+			tt.check(g, err)
+		})
+	}
+	NewWithT(t).Expect(withoutValue(nil, value)).To(Succeed())
 }
