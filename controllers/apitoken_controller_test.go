@@ -76,7 +76,7 @@ var _ = Describe("ApiToken controller", func() {
 			Expect(got.Status.TokenPrefix).NotTo(BeEmpty())
 			Expect(value).To(HavePrefix(got.Status.TokenPrefix))
 			Expect(len(got.Status.TokenPrefix)).To(BeNumerically("<", len(value)/4), "the prefix must not give the value away")
-			Expect(got.Status.IssuedAt.Time).To(BeTemporally("==", clock.Now().Truncate(time.Second)))
+			Expect(got.Status.IssuedAt.Time).To(BeTemporally("==", suite.clock.Now().Truncate(time.Second)))
 			Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", got.Status.IssuedAt.Add(30*24*time.Hour)))
 			Expect(got.Status.Creator.Username).To(Equal("jane"))
 			Expect(got.Status.SecretRef.Name).To(Equal(tok.Name))
@@ -96,15 +96,9 @@ var _ = Describe("ApiToken controller", func() {
 
 		It("writes exactly twice per issued token, and never when idle", func() {
 			team := ownedTeam("jane")
-			// Let earlier specs' work settle, so the count is this token's.
-			var before int64
-			Eventually(func(g Gomega) {
-				before = writes.Load()
-				g.Consistently(writes.Load, time.Second, 50*time.Millisecond).Should(Equal(before))
-			}, 20*time.Second).Should(Succeed())
 			tok := create(b.ApiToken(unique("count"), managedNamespace, b.TeamToken(team.Name), b.WithCreator("jane")))
 			eventuallyDelivered(tok)
-			Consistently(writes.Load, 3*time.Second, 100*time.Millisecond).Should(Equal(before+2),
+			Consistently(suite.writes.of, 3*time.Second, 100*time.Millisecond).WithArguments(tok).Should(Equal(2),
 				"happy path: one status patch and one Secret create; then an idle cluster sees no writes")
 		})
 
@@ -248,69 +242,76 @@ var _ = Describe("ApiToken controller", func() {
 		})
 	})
 
+	// These specs move time, so each drives a reconciler of its own
+	// (harness) with its own clock, in manualNamespace.
 	Describe("expiry and rotation", func() {
 		It("withdraws the value at the expiry instant", func() {
-			tok := create(b.ApiToken(unique("short"), managedNamespace, b.WithCreator("jane"), b.WithLifetime("1h")))
-			ownedTeam("jane")
-			got, _ := eventuallyDelivered(tok)
+			h := newHarness()
+			user := unique("short")
+			ownedTeam(user)
+			tok := create(b.ApiToken(unique("short"), manualNamespace, b.WithCreator(user), b.WithLifetime("1h")))
+			got := h.converge(tok)
+			deliveredValue(Default, got)
 			expiresAt := got.Status.ExpiresAt.Time
 
-			clock.SetTime(expiresAt.Add(-time.Second))
-			touch(tok)
-			Consistently(func(g Gomega) { g.Expect(getToken(g, tok).Status.Phase).To(Equal(v1alpha1.PhaseActive)) }, time.Second).Should(Succeed())
+			h.clock.SetTime(expiresAt.Add(-time.Second))
+			res, err := h.reconcile(tok)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(res.RequeueAfter).To(Equal(time.Second), "the wake-up is at the expiry instant")
+			Expect(getToken(Default, tok).Status.Phase).To(Equal(v1alpha1.PhaseActive))
 
-			clock.SetTime(expiresAt)
-			touch(tok)
-			got = eventuallyPhase(tok, v1alpha1.PhaseExpired)
+			h.clock.SetTime(expiresAt)
+			got = h.converge(tok)
+			Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseExpired))
 			Expect(apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition).Reason).To(Equal(v1alpha1.ReasonExpired))
 			Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", expiresAt))
 			// The status says Expired first (the verifier refuses from then
 			// on); the value leaves the Secret right after.
-			Eventually(func(g Gomega) {
-				g.Expect(getSecret(g, managedNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
-			}).Should(Succeed())
+			Expect(getSecret(Default, manualNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
 			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement(controllers.EventExpired)) }).Should(Succeed())
-			Eventually(recordedReasons).WithArguments(tok).Should(Equal([]string{controllers.EventIssued, controllers.EventExpired}))
+			Expect(h.recordedReasons(tok)).To(Equal([]string{controllers.EventIssued, controllers.EventExpired}))
 		})
 
 		It("recreates on a spec.recreate bump, keeping the old value through the overlap", func() {
-			tok := create(b.ApiToken(unique("rotate"), managedNamespace, b.WithCreator("jane"), b.WithRotation("10m", "")))
-			ownedTeam("jane")
-			old, oldValue := eventuallyDelivered(tok)
+			h := newHarness()
+			user := unique("rotate")
+			ownedTeam(user)
+			tok := create(b.ApiToken(unique("rotate"), manualNamespace, b.WithCreator(user), b.WithRotation("10m", "")))
+			old := h.converge(tok)
+			oldValue := deliveredValue(Default, old)
 
 			update(tok, func(t *v1alpha1.ApiToken) { t.Spec.Recreate = 1 })
-			var got *v1alpha1.ApiToken
-			Eventually(func(g Gomega) {
-				got = getToken(g, tok)
-				g.Expect(got.Status.Recreate).To(Equal(int64(1)))
-				g.Expect(deliveredValue(g, got)).NotTo(Equal(oldValue))
-			}).Should(Succeed())
+			got := h.converge(tok)
+			Expect(got.Status.Recreate).To(Equal(int64(1)))
+			Expect(deliveredValue(Default, got)).NotTo(Equal(oldValue))
 			Expect(got.Status.Previous).NotTo(BeNil())
 			Expect(got.Status.Previous.TokenHash).To(Equal(old.Status.TokenHash))
-			Expect(got.Status.Previous.ExpiresAt.Time).To(BeTemporally("==", clock.Now().Add(10*time.Minute).Truncate(time.Second)))
+			Expect(got.Status.Previous.ExpiresAt.Time).To(BeTemporally("==", h.clock.Now().Add(10*time.Minute).Truncate(time.Second)))
 			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement(controllers.EventRecreated)) }).Should(Succeed())
-			// The counters move after the Secret is written, in the
-			// reconciler's goroutine.
-			Eventually(func() float64 { return testutil.ToFloat64(metrics.Recreations) }).Should(BeNumerically(">=", 1))
-			Eventually(func() float64 { return testutil.ToFloat64(metrics.Issuances.WithLabelValues("Recreate")) }).Should(BeNumerically(">=", 1))
+			// The counters move after the Secret is written, before the
+			// reconcile returns.
+			Expect(testutil.ToFloat64(metrics.Recreations)).To(BeNumerically(">=", 1))
+			Expect(testutil.ToFloat64(metrics.Issuances.WithLabelValues("Recreate"))).To(BeNumerically(">=", 1))
+			res, err := h.reconcile(tok)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(res.RequeueAfter).To(Equal(10*time.Minute), "the wake-up is at the end of the overlap")
 
-			clock.Step(10 * time.Minute)
-			touch(tok)
-			Eventually(func(g Gomega) { g.Expect(getToken(g, tok).Status.Previous).To(BeNil()) }).Should(Succeed())
+			h.clock.Step(10 * time.Minute)
+			Expect(h.converge(tok).Status.Previous).To(BeNil())
 		})
 
 		It("renews automatically renewBefore the expiry", func() {
-			tok := create(b.ApiToken(unique("renew"), managedNamespace, b.WithCreator("jane"), b.WithLifetime("2h"), b.WithRotation("", "1h")))
-			ownedTeam("jane")
-			first, value := eventuallyDelivered(tok)
+			h := newHarness()
+			user := unique("renew")
+			ownedTeam(user)
+			tok := create(b.ApiToken(unique("renew"), manualNamespace, b.WithCreator(user), b.WithLifetime("2h"), b.WithRotation("", "1h")))
+			first := h.converge(tok)
+			value := deliveredValue(Default, first)
 
-			clock.SetTime(first.Status.IssuedAt.Add(time.Hour))
-			touch(tok)
-			Eventually(func(g Gomega) {
-				got := getToken(g, tok)
-				g.Expect(deliveredValue(g, got)).NotTo(Equal(value))
-				g.Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", got.Status.IssuedAt.Add(2*time.Hour)), "lifetime counts from each issuance")
-			}).Should(Succeed())
+			h.clock.SetTime(first.Status.IssuedAt.Add(time.Hour))
+			got := h.converge(tok)
+			Expect(deliveredValue(Default, got)).NotTo(Equal(value))
+			Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", got.Status.IssuedAt.Add(2*time.Hour)), "lifetime counts from each issuance")
 			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement(controllers.EventRotated)) }).Should(Succeed())
 		})
 	})
@@ -319,7 +320,7 @@ var _ = Describe("ApiToken controller", func() {
 		It("follows a moved, removed or re-counted expiry at once, keeping the value", func() {
 			user := unique("editor")
 			ownedTeam(user)
-			tok := create(b.ApiToken(unique("edit"), managedNamespace, b.WithCreator(user), b.WithExpiresAt(clock.Now().Add(time.Hour))))
+			tok := create(b.ApiToken(unique("edit"), managedNamespace, b.WithCreator(user), b.WithExpiresAt(suite.clock.Now().Add(time.Hour))))
 			first, value := eventuallyDelivered(tok)
 			issuedAt := first.Status.IssuedAt.Time
 
@@ -359,12 +360,12 @@ var _ = Describe("ApiToken controller", func() {
 			}
 
 			By("extending expiresAt")
-			later := clock.Now().Add(3 * time.Hour).Truncate(time.Second)
+			later := suite.clock.Now().Add(3 * time.Hour).Truncate(time.Second)
 			setExpiry(&later, "")
 			expectExpiry(&later)
 
 			By("shortening it")
-			sooner := clock.Now().Add(30 * time.Minute).Truncate(time.Second)
+			sooner := suite.clock.Now().Add(30 * time.Minute).Truncate(time.Second)
 			setExpiry(&sooner, "")
 			expectExpiry(&sooner)
 
@@ -382,14 +383,11 @@ var _ = Describe("ApiToken controller", func() {
 			ninety := issuedAt.Add(90 * time.Minute)
 			expectExpiry(&ninety)
 
-			By("expiring at the edited instant")
-			clock.SetTime(ninety.Add(-time.Second))
-			touch(tok)
-			Consistently(func(g Gomega) { g.Expect(getToken(g, tok).Status.Phase).To(Equal(v1alpha1.PhaseActive)) }, time.Second).Should(Succeed())
-			clock.SetTime(ninety)
-			touch(tok)
+			By("moving expiresAt to an instant already past, which expires the value")
+			past := suite.clock.Now().Add(-time.Minute).Truncate(time.Second)
+			setExpiry(&past, "")
 			got := eventuallyPhase(tok, v1alpha1.PhaseExpired)
-			Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", ninety))
+			Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", past))
 			Eventually(func(g Gomega) {
 				g.Expect(getSecret(g, managedNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
 			}).Should(Succeed())
@@ -400,69 +398,99 @@ var _ = Describe("ApiToken controller", func() {
 			Eventually(recordedReasons).WithArguments(tok).Should(Equal([]string{controllers.EventIssued, controllers.EventExpired}), "edits are no transitions")
 		})
 
+		It("expires at the instant an edited lifetime gives", func() {
+			h := newHarness()
+			user := unique("reedit")
+			ownedTeam(user)
+			tok := create(b.ApiToken(unique("reedit"), manualNamespace, b.WithCreator(user), b.WithLifetime("2h")))
+			first := h.converge(tok)
+			deliveredValue(Default, first)
+			ninety := first.Status.IssuedAt.Add(90 * time.Minute)
+
+			update(tok, func(t *v1alpha1.ApiToken) { b.WithLifetime("1h30m")(t) })
+			got := h.converge(tok)
+			Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", ninety))
+			Expect(got.Status.TokenHash).To(Equal(first.Status.TokenHash), "an edit of the expiry issues no new value")
+
+			h.clock.SetTime(ninety.Add(-time.Second))
+			res, err := h.reconcile(tok)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(res.RequeueAfter).To(Equal(time.Second), "the wake-up is at the edited instant")
+			Expect(getToken(Default, tok).Status.Phase).To(Equal(v1alpha1.PhaseActive))
+
+			h.clock.SetTime(ninety)
+			got = h.converge(tok)
+			Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseExpired))
+			Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", ninety))
+			Expect(getSecret(Default, manualNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
+			Expect(h.recordedReasons(tok)).To(Equal([]string{controllers.EventIssued, controllers.EventExpired}), "edits are no transitions")
+		})
+
 		It("keeps an Expired token Expired when its expiry moves into the future, until a recreate", func() {
+			h := newHarness()
 			user := unique("lapsed")
 			ownedTeam(user)
-			tok := create(b.ApiToken(unique("lapsed"), managedNamespace, b.WithCreator(user), b.WithLifetime("1h")))
-			first, _ := eventuallyDelivered(tok)
+			tok := create(b.ApiToken(unique("lapsed"), manualNamespace, b.WithCreator(user), b.WithLifetime("1h")))
+			first := h.converge(tok)
+			deliveredValue(Default, first)
 			expiredAt := first.Status.ExpiresAt.Time
-			clock.SetTime(expiredAt)
-			touch(tok)
-			eventuallyPhase(tok, v1alpha1.PhaseExpired)
-			Eventually(func(g Gomega) {
-				g.Expect(getSecret(g, managedNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
-			}).Should(Succeed())
+			h.clock.SetTime(expiredAt)
+			Expect(h.converge(tok).Status.Phase).To(Equal(v1alpha1.PhaseExpired))
+			Expect(getSecret(Default, manualNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
 
 			update(tok, func(t *v1alpha1.ApiToken) { b.WithLifetime("3h")(t) })
-			eventuallyPhase(tok, v1alpha1.PhaseExpired)
-			Consistently(func(g Gomega) {
-				got := getToken(g, tok)
-				g.Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseExpired))
-				g.Expect(got.Status.TokenHash).To(Equal(first.Status.TokenHash), "no value is issued unasked")
-				g.Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", expiredAt), "the instant the value expired stays recorded")
-				g.Expect(getSecret(g, managedNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
-			}, 2*time.Second, 100*time.Millisecond).Should(Succeed())
+			h.converge(tok)
+			_, err := h.reconcile(tok) // and once more, however often it is reconciled
+			Expect(err).NotTo(HaveOccurred())
+			got := getToken(Default, tok)
+			Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+			Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseExpired))
+			Expect(got.Status.TokenHash).To(Equal(first.Status.TokenHash), "no value is issued unasked")
+			Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", expiredAt), "the instant the value expired stays recorded")
+			Expect(getSecret(Default, manualNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
 
 			By("recreating")
 			update(tok, func(t *v1alpha1.ApiToken) { t.Spec.Recreate = 1 })
-			got, _ := eventuallyDelivered(tok)
+			got = h.converge(tok)
+			deliveredValue(Default, got)
 			Expect(got.Status.TokenHash).NotTo(Equal(first.Status.TokenHash))
 			Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", got.Status.IssuedAt.Add(3*time.Hour)))
-			Eventually(recordedReasons).WithArguments(tok).Should(Equal(
+			Expect(h.recordedReasons(tok)).To(Equal(
 				[]string{controllers.EventIssued, controllers.EventExpired, controllers.EventRecreated}))
 		})
 
 		It("says why a recreate whose fixed expiresAt has passed issues nothing, and issues once it moves", func() {
+			h := newHarness()
 			user := unique("fixed")
 			ownedTeam(user)
-			tok := create(b.ApiToken(unique("fixed"), managedNamespace, b.WithCreator(user), b.WithExpiresAt(clock.Now().Add(time.Hour))))
-			first, _ := eventuallyDelivered(tok)
-			clock.SetTime(first.Status.ExpiresAt.Time)
-			touch(tok)
-			eventuallyPhase(tok, v1alpha1.PhaseExpired)
+			tok := create(b.ApiToken(unique("fixed"), manualNamespace, b.WithCreator(user), b.WithExpiresAt(h.clock.Now().Add(time.Hour))))
+			first := h.converge(tok)
+			deliveredValue(Default, first)
+			h.clock.SetTime(first.Status.ExpiresAt.Time)
+			Expect(h.converge(tok).Status.Phase).To(Equal(v1alpha1.PhaseExpired))
 
 			update(tok, func(t *v1alpha1.ApiToken) { t.Spec.Recreate = 1 })
-			Eventually(func(g Gomega) {
-				got := getToken(g, tok)
-				g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
-				g.Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseExpired))
-				ready := apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition)
-				g.Expect(ready.Reason).To(Equal(v1alpha1.ReasonExpiresAtPassed))
-				g.Expect(ready.Message).To(ContainSubstring("set a new expiresAt or lifetime to recreate"))
-				g.Expect(got.Status.Recreate).To(BeZero(), "no value was issued for the recreate")
-				g.Expect(got.Status.TokenHash).To(Equal(first.Status.TokenHash))
-			}).Should(Succeed())
+			got := h.converge(tok)
+			Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+			Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseExpired))
+			ready := apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition)
+			Expect(ready.Reason).To(Equal(v1alpha1.ReasonExpiresAtPassed))
+			Expect(ready.Message).To(ContainSubstring("set a new expiresAt or lifetime to recreate"))
+			Expect(got.Status.Recreate).To(BeZero(), "no value was issued for the recreate")
+			Expect(got.Status.TokenHash).To(Equal(first.Status.TokenHash))
 			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement(controllers.EventExpiresAtPassed)) }).Should(Succeed())
-			Expect(recordedReasons(tok)).To(Equal([]string{controllers.EventIssued, controllers.EventExpired, controllers.EventExpiresAtPassed}))
+			Expect(h.recordedReasons(tok)).To(Equal([]string{controllers.EventIssued, controllers.EventExpired, controllers.EventExpiresAtPassed}))
 
 			By("setting a new expiresAt, which carries out the recreate")
-			later := clock.Now().Add(time.Hour).Truncate(time.Second)
+			later := h.clock.Now().Add(time.Hour).Truncate(time.Second)
 			update(tok, func(t *v1alpha1.ApiToken) { b.WithExpiresAt(later)(t) })
-			got, _ := eventuallyDelivered(tok)
+			got = h.converge(tok)
+			Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseActive))
+			deliveredValue(Default, got)
 			Expect(got.Status.TokenHash).NotTo(Equal(first.Status.TokenHash))
 			Expect(got.Status.Recreate).To(Equal(int64(1)))
 			Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", later))
-			Eventually(recordedReasons).WithArguments(tok).Should(Equal([]string{controllers.EventIssued, controllers.EventExpired,
+			Expect(h.recordedReasons(tok)).To(Equal([]string{controllers.EventIssued, controllers.EventExpired,
 				controllers.EventExpiresAtPassed, controllers.EventRecreated}))
 		})
 	})

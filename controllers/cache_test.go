@@ -24,11 +24,11 @@ var _ = Describe("The operator's cache", func() {
 		key := client.ObjectKey{Namespace: tok.Namespace, Name: tok.Status.SecretRef.Name}
 		Eventually(func(g Gomega) {
 			inCache := &corev1.Secret{}
-			g.Expect(cacheReader.Get(ctx, key, inCache)).To(Succeed())
+			g.Expect(suite.cacheReader.Get(ctx, key, inCache)).To(Succeed())
 			g.Expect(inCache.Data).To(HaveKeyWithValue(v1alpha1.SecretTokenKey, []byte(tok.Status.TokenHash)))
 		}).Should(Succeed())
 		var all corev1.SecretList
-		Expect(cacheReader.List(ctx, &all)).To(Succeed())
+		Expect(suite.cacheReader.List(ctx, &all)).To(Succeed())
 		for _, s := range all.Items {
 			for k, v := range s.Data {
 				Expect(string(v)).NotTo(HavePrefix(token.DefaultBase), "Secret %s/%s key %s holds a value in the cache", s.Namespace, s.Name, k)
@@ -57,7 +57,7 @@ var _ = Describe("The operator's cache", func() {
 		Expect(tok.Annotations).To(HaveKey(corev1.LastAppliedConfigAnnotation), "kept on the server")
 		Eventually(func(g Gomega) {
 			inCache := &v1alpha1.ApiToken{}
-			g.Expect(cacheReader.Get(ctx, client.ObjectKeyFromObject(tok), inCache)).To(Succeed())
+			g.Expect(suite.cacheReader.Get(ctx, client.ObjectKeyFromObject(tok), inCache)).To(Succeed())
 			g.Expect(inCache.Status.Phase).To(Equal(v1alpha1.PhaseActive))
 			g.Expect(inCache.Annotations).NotTo(HaveKey(corev1.LastAppliedConfigAnnotation))
 		}).Should(Succeed())

@@ -7,13 +7,9 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	realclock "k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
-	"github.com/tokenwarden/tokenwarden/controllers"
-	"github.com/tokenwarden/tokenwarden/internal/authz"
 	b "github.com/tokenwarden/tokenwarden/internal/testobj"
 	"github.com/tokenwarden/tokenwarden/internal/token"
 )
@@ -67,32 +63,17 @@ func (s crashingStatus) Patch(ctx context.Context, obj client.Object, patch clie
 	return s.SubResourceWriter.Patch(ctx, obj, patch, opts...)
 }
 
-// reconcilerWith builds a fresh reconciler, as a restarted process would
-// have, reading and writing through c.
-func reconcilerWith(c client.Client) *controllers.ApiTokenReconciler {
-	return &controllers.ApiTokenReconciler{
-		Client: c, APIReader: k8sClient, Clock: clock,
-		Format:   token.Format{Base: token.DefaultBase},
-		Standing: authz.NewStanding(&authz.SubjectAccessReviewer{Client: k8sClient}, realclock.RealClock{}),
-	}
-}
-
-// crashAfter reconciles tok once, letting only `writes` API writes happen.
+// crashAfter reconciles tok once, letting only `writes` API writes happen,
+// in a process of its own.
 func crashAfter(writes int, tok *v1alpha1.ApiToken) {
-	_, err := reconcilerWith(crashingClient{Client: k8sClient, allowed: &writes}).
-		Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(tok)})
+	h := newHarness(withClient(func(c client.Client) client.Client { return crashingClient{Client: c, allowed: &writes} }))
+	_, err := h.reconcile(tok)
 	ExpectWithOffset(1, err).To(MatchError(ContainSubstring(errCrash.Error())), "the crash must have interrupted the reconcile")
 }
 
-// restart reconciles tok with a healthy reconciler until it converges.
+// restart reconciles tok in a healthy new process until it converges.
 func restart(tok *v1alpha1.ApiToken) {
-	r := reconcilerWith(k8sClient)
-	EventuallyWithOffset(1, func(g Gomega) {
-		before := getToken(g, tok)
-		_, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(tok)})
-		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(getToken(g, tok).ResourceVersion).To(Equal(before.ResourceVersion), "not converged yet")
-	}).Should(Succeed())
+	newHarness().converge(tok)
 }
 
 var _ = Describe("Crash safety", func() {
@@ -123,8 +104,8 @@ var _ = Describe("Crash safety", func() {
 	It("does not issue twice when it stops right after delivering", func() {
 		tok := newToken()
 		allowed := 2 // the status patch and the Secret create; any further write would crash
-		_, err := reconcilerWith(crashingClient{Client: k8sClient, allowed: &allowed}).
-			Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(tok)})
+		_, err := newHarness(withClient(func(c client.Client) client.Client { return crashingClient{Client: c, allowed: &allowed} })).
+			reconcile(tok)
 		Expect(err).NotTo(HaveOccurred(), "issuance takes two writes")
 		first := getToken(Default, tok)
 		value := deliveredValue(Default, first)

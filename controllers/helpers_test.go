@@ -77,8 +77,8 @@ func eventuallyDelivered(tok *v1alpha1.ApiToken) (*v1alpha1.ApiToken, string) {
 	return got, value
 }
 
-// touch changes a label, which makes the controller reconcile tok now: the
-// specs step the fake clock and then touch, instead of sleeping.
+// touch changes a label, which makes the running controller reconcile tok
+// now, instead of waiting for a timer.
 func touch(tok *v1alpha1.ApiToken) {
 	EventuallyWithOffset(1, func(g Gomega) {
 		got := getToken(g, tok)
@@ -116,7 +116,7 @@ func eventReasons(g Gomega, tok *v1alpha1.ApiToken) []string {
 // recordedReasons lists the reasons of the Events the reconciler emitted
 // about tok, oldest first. Unlike eventReasons it counts every one.
 func recordedReasons(tok *v1alpha1.ApiToken) []string {
-	return recorded.reasons(client.ObjectKeyFromObject(tok))
+	return suite.events.reasons(client.ObjectKeyFromObject(tok))
 }
 
 // expiryGauge reads tokenwarden_token_expiry_timestamp_seconds for tok, as a

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"go.uber.org/zap/zapcore"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
@@ -44,6 +44,10 @@ const (
 	manualNamespace  = "manual"
 )
 
+// suiteStart is the instant the running controllers' clock shows, for
+// good, and the one every harness's clock starts at.
+var suiteStart = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
 var (
 	testEnv   *envtest.Environment
 	k8sClient client.Client
@@ -51,24 +55,32 @@ var (
 	ctx       context.Context
 	cancel    context.CancelFunc
 
-	// clock is the controllers' clock: specs step it instead of sleeping.
-	clock = clocktesting.NewFakeClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
-
-	// writes counts the ApiToken reconciler's API writes.
-	writes atomic.Int64
-
 	// logs holds everything the controllers logged, for the leak check.
 	logs syncBuffer
+)
 
-	// recorded holds every Event the ApiToken reconciler emitted.
-	recorded eventLog
-
+// suite is what BeforeSuite builds around the running manager, for the
+// specs whose tokens it reconciles (in managedNamespace). Specs read it and
+// never change it: nothing in it is stepped or reset, and what it counts
+// is counted per token. A spec that needs time to move, or writes to fail,
+// builds a harness of its own instead (harness_test.go).
+var suite struct {
+	// clock is the running ApiToken reconciler's clock. It stays at
+	// suiteStart, so what a spec reads from it is what the reconciler read.
+	clock realclock.PassiveClock
+	// writes counts the running ApiToken reconciler's API writes.
+	writes *writeCounter
+	// events holds every Event the running ApiToken reconciler emitted.
+	events *eventLog
+	// recorder sends Events to the API server; harnesses send theirs
+	// through it too.
+	recorder events.EventRecorder
 	// cacheReader reads the manager's cache: what every replica holds in
 	// memory.
 	cacheReader client.Reader
-)
+}
 
-// eventLog keeps the Events the reconciler emitted, in order, so specs can
+// eventLog keeps the Events a reconciler emitted, in order, so specs can
 // count them exactly: the API server only sees them later, and repeats of
 // one Event folded into a series.
 type eventLog struct {
@@ -97,16 +109,19 @@ func (l *eventLog) reasons(key client.ObjectKey) []string {
 	return reasons
 }
 
-// recordingRecorder logs every Event in recorded before passing it on.
-type recordingRecorder struct{ events.EventRecorder }
+// recordingRecorder logs every Event in log before passing it on.
+type recordingRecorder struct {
+	events.EventRecorder
+	log *eventLog
+}
 
 func (r recordingRecorder) Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any) {
 	if obj, ok := regarding.(client.Object); ok {
-		recorded.mu.Lock()
-		recorded.events = append(recorded.events, recordedEvent{
+		r.log.mu.Lock()
+		r.log.events = append(r.log.events, recordedEvent{
 			key: client.ObjectKeyFromObject(obj), eventType: eventtype, reason: reason, note: fmt.Sprintf(note, args...),
 		})
-		recorded.mu.Unlock()
+		r.log.mu.Unlock()
 	}
 	r.EventRecorder.Eventf(regarding, related, eventtype, reason, action, note, args...)
 }
@@ -133,42 +148,78 @@ func TestControllers(t *testing.T) {
 	RunSpecs(t, "Controllers suite")
 }
 
-// countingClient counts every write the ApiToken reconciler makes.
-type countingClient struct{ client.Client }
+// writeCounter counts API writes by the token they are about: its own
+// status, or the Secret it controls. Counting per token lets a spec count
+// its own token's writes while other specs' tokens are reconciled.
+type writeCounter struct {
+	mu     sync.Mutex
+	counts map[client.ObjectKey]int
+}
+
+func newWriteCounter() *writeCounter {
+	return &writeCounter{counts: map[client.ObjectKey]int{}}
+}
+
+// add counts a write of obj.
+func (w *writeCounter) add(obj client.Object) {
+	key := client.ObjectKeyFromObject(obj)
+	if owner := metav1.GetControllerOf(obj); owner != nil && owner.Kind == "ApiToken" {
+		key.Name = owner.Name
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.counts[key]++
+}
+
+// of is how many writes were made about tok so far.
+func (w *writeCounter) of(tok client.Object) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.counts[client.ObjectKeyFromObject(tok)]
+}
+
+// countingClient counts in writes every write that reaches the API server.
+type countingClient struct {
+	client.Client
+	writes *writeCounter
+}
 
 func (c countingClient) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
-	writes.Add(1)
+	c.writes.add(obj)
 	return c.Client.Create(ctx, obj, opts...)
 }
 
 func (c countingClient) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
-	writes.Add(1)
+	c.writes.add(obj)
 	return c.Client.Update(ctx, obj, opts...)
 }
 
 func (c countingClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
-	writes.Add(1)
+	c.writes.add(obj)
 	return c.Client.Patch(ctx, obj, patch, opts...)
 }
 
 func (c countingClient) Delete(ctx context.Context, obj client.Object, opts ...client.DeleteOption) error {
-	writes.Add(1)
+	c.writes.add(obj)
 	return c.Client.Delete(ctx, obj, opts...)
 }
 
 func (c countingClient) Status() client.SubResourceWriter {
-	return countingStatus{c.Client.Status()}
+	return countingStatus{c.Client.Status(), c.writes}
 }
 
-type countingStatus struct{ client.SubResourceWriter }
+type countingStatus struct {
+	client.SubResourceWriter
+	writes *writeCounter
+}
 
 func (s countingStatus) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
-	writes.Add(1)
+	s.writes.add(obj)
 	return s.SubResourceWriter.Update(ctx, obj, opts...)
 }
 
 func (s countingStatus) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
-	writes.Add(1)
+	s.writes.add(obj)
 	return s.SubResourceWriter.Patch(ctx, obj, patch, opts...)
 }
 
@@ -196,7 +247,7 @@ var _ = BeforeSuite(func() {
 		Cache: cached.Options(map[string]cache.Config{managedNamespace: {}}),
 	})
 	Expect(err).NotTo(HaveOccurred())
-	cacheReader = mgr.GetCache()
+	suite.cacheReader = mgr.GetCache()
 	Expect(cacheindex.Setup(ctx, mgr)).To(Succeed())
 	// As in main.go: the gauges read the cache when gathered.
 	metrics.Register(mgr.GetClient())
@@ -206,13 +257,17 @@ var _ = BeforeSuite(func() {
 	// behind the watch in real time too, whatever the specs' fake clock says.
 	standing := authz.NewStanding(&authz.SubjectAccessReviewer{Client: mgr.GetClient()}, realclock.RealClock{})
 	Expect(standing.SetupWithManager(ctx, mgr)).To(Succeed())
+	suite.clock = clocktesting.NewFakeClock(suiteStart)
+	suite.writes = newWriteCounter()
+	suite.events = &eventLog{}
+	suite.recorder = mgr.GetEventRecorder("tokenwarden")
 	Expect((&controllers.ApiTokenReconciler{
-		Client:    countingClient{mgr.GetClient()},
+		Client:    countingClient{Client: mgr.GetClient(), writes: suite.writes},
 		APIReader: mgr.GetAPIReader(),
-		Clock:     clock,
+		Clock:     suite.clock,
 		Format:    token.Format{Base: token.DefaultBase},
 		Standing:  standing,
-		Recorder:  recordingRecorder{mgr.GetEventRecorder("tokenwarden")},
+		Recorder:  recordingRecorder{EventRecorder: suite.recorder, log: suite.events},
 		// Concurrent, as in main.go, so the specs run the way production does.
 		MaxConcurrentReconciles: 8,
 	}).SetupWithManager(mgr)).To(Succeed())
