@@ -1,6 +1,8 @@
 package controllers_test
 
 import (
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -11,9 +13,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/controllers"
@@ -537,6 +541,134 @@ var _ = Describe("ApiToken controller", func() {
 				g.Expect(getSecret(g, managedNamespace, tok.Name).ResourceVersion).To(Equal(secret.ResourceVersion))
 			}, 2*time.Second, 100*time.Millisecond).Should(Succeed())
 			deliveredValue(Default, getToken(Default, tok))
+		})
+	})
+
+	// These specs make the API server fail, so each drives a reconciler of
+	// its own (harness) through a client that fails on cue.
+	Describe("failures", func() {
+		It("records a refused Secret create in Reconciled, never with the value, until the Secret is written", func() {
+			user := unique("refused")
+			team := ownedTeam(user)
+			tok := create(b.ApiToken(unique("refused"), manualNamespace, b.TeamToken(team.Name), b.WithCreator(user)))
+			var attempted string
+			// As an admission webhook that quotes what it refuses.
+			refuse := func(verb string, obj client.Object) error {
+				secret, ok := obj.(*corev1.Secret)
+				if !ok || verb != "create" {
+					return nil
+				}
+				attempted = string(secret.Data[v1alpha1.SecretTokenKey])
+				values.Store(attempted, true) // the leak check at the end looks for it too
+				return apierrors.NewForbidden(corev1.Resource("secrets"), secret.Name, fmt.Errorf("denied: data.token=%s (%s)",
+					attempted, base64.StdEncoding.EncodeToString([]byte(attempted))))
+			}
+			h := newHarness(withClient(func(c client.Client) client.Client { return failingClient{Client: c, fail: refuse} }))
+			_, err := h.reconcile(tok)
+			Expect(err).To(MatchError(ContainSubstring("creating Secret")))
+			Expect(attempted).NotTo(BeEmpty())
+			Expect(err.Error()).NotTo(ContainSubstring(attempted))
+
+			got := getToken(Default, tok)
+			reconciled := apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReconciledCondition)
+			Expect(reconciled).NotTo(BeNil())
+			Expect(reconciled.Status).To(Equal(metav1.ConditionFalse))
+			Expect(reconciled.Reason).To(Equal(v1alpha1.ReasonReconcileError))
+			Expect(reconciled.Message).To(ContainSubstring("creating Secret " + tok.Name))
+			Expect(reconciled.Message).To(ContainSubstring("denied: data.token="))
+			Expect(reconciled.Message).NotTo(ContainSubstring(attempted))
+			Expect(reconciled.Message).NotTo(ContainSubstring(base64.StdEncoding.EncodeToString([]byte(attempted))))
+			Expect(reconciled.ObservedGeneration).To(Equal(got.Generation))
+
+			By("reconciling once the API server lets the Secret through")
+			got = newHarness(withClock(h.clock)).converge(tok)
+			deliveredValue(Default, got)
+			reconciled = apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReconciledCondition)
+			Expect(reconciled.Status).To(Equal(metav1.ConditionTrue))
+			Expect(reconciled.Reason).To(Equal(v1alpha1.ReasonReconciled))
+		})
+
+		It("leaves observedGeneration and Ready where they were while a reconcile fails", func() {
+			user := unique("unread")
+			team := ownedTeam(user)
+			tok := create(b.ApiToken(unique("unread"), manualNamespace, b.TeamToken(team.Name), b.WithCreator(user)))
+			errUnreadable := errors.New("the Teams cannot be read")
+			failing := false
+			h := newHarness(withClient(func(c client.Client) client.Client {
+				return failingClient{Client: c, fail: func(verb string, obj client.Object) error {
+					if _, ok := obj.(*v1alpha1.Team); ok && verb == "get" && failing {
+						return errUnreadable
+					}
+					return nil
+				}}
+			}))
+			issued := h.converge(tok)
+			value := deliveredValue(Default, issued)
+
+			update(tok, func(t *v1alpha1.ApiToken) { t.Spec.Disabled = true })
+			failing = true
+			_, err := h.reconcile(tok)
+			Expect(err).To(MatchError(errUnreadable))
+			got := getToken(Default, tok)
+			Expect(got.Generation).To(BeNumerically(">", issued.Generation))
+			Expect(got.Status.ObservedGeneration).To(Equal(issued.Status.ObservedGeneration), "observedGeneration moves only with a successful reconcile")
+			Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseActive))
+			Expect(apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition)).To(Equal(
+				apimeta.FindStatusCondition(issued.Status.Conditions, v1alpha1.ReadyCondition)))
+			reconciled := apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReconciledCondition)
+			Expect(reconciled.Status).To(Equal(metav1.ConditionFalse))
+			Expect(reconciled.Reason).To(Equal(v1alpha1.ReasonReconcileError))
+			Expect(reconciled.Message).To(Equal(fmt.Sprintf("reading Team %s: %s", team.Name, errUnreadable)))
+			Expect(reconciled.ObservedGeneration).To(Equal(got.Generation))
+
+			By("failing the same way again, which writes nothing")
+			written := h.writes.of(tok)
+			_, err = h.reconcile(tok)
+			Expect(err).To(MatchError(errUnreadable))
+			Expect(h.writes.of(tok)).To(Equal(written))
+
+			By("recovering")
+			failing = false
+			got = h.converge(tok)
+			Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseDisabled))
+			Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+			Expect(apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReconciledCondition).Status).To(Equal(metav1.ConditionTrue))
+			Expect(deliveredValue(Default, got)).To(Equal(value))
+		})
+
+		It("stops for good on a lifetime the API server admits but nobody can count, until it is fixed", func() {
+			h := newHarness()
+			user := unique("endless")
+			ownedTeam(user)
+			tok := create(b.ApiToken(unique("endless"), manualNamespace, b.WithCreator(user), b.WithLifetime("1h")))
+			first := h.converge(tok)
+			value := deliveredValue(Default, first)
+
+			// Five digits of days and six of hours pass the schema, but the
+			// total is longer than a time.Duration holds.
+			update(tok, func(t *v1alpha1.ApiToken) { b.WithLifetime("99999d999999h")(t) })
+			_, err := h.reconcile(tok)
+			Expect(errors.Is(err, reconcile.TerminalError(nil))).To(BeTrue(), "not retried: %v", err)
+			got := getToken(Default, tok)
+			Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseFailed))
+			Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+			ready := apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition)
+			Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+			Expect(ready.Reason).To(Equal(v1alpha1.ReasonInvalidSpec))
+			Expect(ready.Message).To(HavePrefix(`spec.lifetime: invalid duration "99999d999999h"`))
+			reconciled := apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReconciledCondition)
+			Expect(reconciled.Status).To(Equal(metav1.ConditionFalse))
+			Expect(reconciled.Reason).To(Equal(v1alpha1.ReasonInvalidSpec))
+			Expect(getSecret(Default, manualNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey), "the value is withdrawn")
+			Eventually(func(g Gomega) { g.Expect(eventReasons(g, tok)).To(ContainElement(controllers.EventInvalidSpec)) }).Should(Succeed())
+			Expect(h.recordedReasons(tok)).To(Equal([]string{controllers.EventIssued, controllers.EventInvalidSpec}))
+
+			By("fixing the lifetime")
+			update(tok, func(t *v1alpha1.ApiToken) { b.WithLifetime("2h")(t) })
+			got = h.converge(tok)
+			Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseActive))
+			Expect(apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReconciledCondition).Status).To(Equal(metav1.ConditionTrue))
+			Expect(deliveredValue(Default, got)).NotTo(Equal(value), "the withdrawn value never comes back")
 		})
 	})
 

@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"context"
 	"time"
 
 	. "github.com/onsi/gomega"
@@ -39,6 +40,12 @@ type harnessOption func(*harnessConfig)
 type harnessConfig struct {
 	clock *clocktesting.FakeClock
 	wrap  func(client.Client) client.Client
+}
+
+// withClock shares clock, so that the harness of a restarted process sees
+// the time the one before it left.
+func withClock(clock *clocktesting.FakeClock) harnessOption {
+	return func(c *harnessConfig) { c.clock = clock }
 }
 
 // withClient puts wrap's client between the reconciler and the API server,
@@ -94,4 +101,32 @@ func (h *harness) converge(tok *v1alpha1.ApiToken) *v1alpha1.ApiToken {
 // tok, oldest first.
 func (h *harness) recordedReasons(tok *v1alpha1.ApiToken) []string {
 	return h.events.reasons(client.ObjectKeyFromObject(tok))
+}
+
+// failingClient fails the writes and reads fail picks, with the error it
+// returns, before they reach the API server; the rest pass.
+type failingClient struct {
+	client.Client
+	fail func(verb string, obj client.Object) error
+}
+
+func (c failingClient) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if err := c.fail("get", obj); err != nil {
+		return err
+	}
+	return c.Client.Get(ctx, key, obj, opts...)
+}
+
+func (c failingClient) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	if err := c.fail("create", obj); err != nil {
+		return err
+	}
+	return c.Client.Create(ctx, obj, opts...)
+}
+
+func (c failingClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	if err := c.fail("patch", obj); err != nil {
+		return err
+	}
+	return c.Client.Patch(ctx, obj, patch, opts...)
 }
