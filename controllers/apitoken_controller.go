@@ -165,7 +165,10 @@ type issuedValue struct {
 }
 
 // Reconcile is the skeleton: get, snapshot, one deferred status write, then
-// the phases in order.
+// the phases in order. The phases only decide; an issuance or withdrawal
+// also writes the status before it touches the Secret, through the same
+// commitStatus and computeStatus as the deferred write (see Status in the
+// type's comment), so status is computed in one place either way.
 func (r *ApiTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	tok := &v1alpha1.ApiToken{}
 	if err := r.Get(ctx, req.NamespacedName, tok); err != nil {
@@ -218,7 +221,9 @@ func (r *ApiTokenReconciler) finish(ctx context.Context, s *apiTokenScope, resul
 		return result, err
 	}
 	if commitErr := r.commitStatus(ctx, s, err); commitErr != nil {
-		if err == nil {
+		if err == nil || errors.Is(err, reconcile.TerminalError(nil)) {
+			// What was decided is not written: retried, even a decision
+			// that would not be.
 			return ctrl.Result{}, commitErr
 		}
 		// The failure is retried anyway, and recorded then if it can be.
