@@ -89,6 +89,12 @@ func (r *ApiTokenReconciler) reconcileSpec(ctx context.Context, s *apiTokenScope
 	d, err := parseDurations(&s.token.Spec)
 	if err != nil {
 		s.invalidSpec = err
+		if lifecycle.StaysExpired(s.input()) {
+			// The spec matters only to the value a recreate would issue;
+			// the Reconciled condition says what is wrong with it.
+			s.block(readyOf(s.token, v1alpha1.PhaseExpired))
+			return ctrl.Result{}, nil
+		}
 		s.block(outcome{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReasonInvalidSpec,
 			message: err.Error() + " (no value is held until the spec is fixed)"})
 		// Nothing will come back to end an overlap: the reconcile stops for
@@ -196,7 +202,9 @@ func (r *ApiTokenReconciler) reconcileEntitlement(ctx context.Context, s *apiTok
 	// Only a Team token's policies can fail it: a Wildcard token's are
 	// checked at admission, and the verifier leaves out any team whose
 	// policy it breaks later (authz.WildcardTeams).
-	if tok.Type == v1alpha1.TeamTokenType {
+	// An expired token's policy matters only to the value a recreate would
+	// issue (lifecycle.StaysExpired).
+	if tok.Type == v1alpha1.TeamTokenType && !lifecycle.StaysExpired(s.input()) {
 		if policy := authz.PolicyOf(tok, &s.token.Spec, s.creator, teams, answer, from); !policy.Allowed() {
 			s.block(outcome{phase: v1alpha1.PhaseFailed, reason: v1alpha1.ReasonPolicyViolation, message: policy.Message()})
 			return ctrl.Result{}, nil

@@ -149,3 +149,86 @@ func issuedToken(g Gomega, now, issuedAt time.Time, opts ...b.ApiTokenOption) (c
 		WithStatusSubresource(&v1alpha1.ApiToken{}, &v1alpha1.Team{}).Build()
 	return c, tok, value
 }
+
+// TestExpiredStaysExpired: an expired token holds no value until a recreate
+// asks for one, whatever happens to it meanwhile. Its expiry is moved into
+// the future first, so that only its phase remembers it expired; then
+// something that would fail a token holding a value comes and goes: a spec
+// the operator cannot read, a policy of its team it would break, a foreign
+// Secret under its Secret's name. None of them may end in a new value that
+// nobody recreated.
+func TestExpiredStaysExpired(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	type edit func(g Gomega, c client.Client, tok *v1alpha1.ApiToken)
+	setSpec := func(change func(*v1alpha1.ApiTokenSpec)) edit {
+		return func(g Gomega, c client.Client, tok *v1alpha1.ApiToken) {
+			got := &v1alpha1.ApiToken{}
+			g.Expect(c.Get(context.Background(), client.ObjectKeyFromObject(tok), got)).To(Succeed())
+			change(&got.Spec)
+			got.Generation++
+			g.Expect(c.Update(context.Background(), got)).To(Succeed())
+		}
+	}
+	setPolicy := func(policy *v1alpha1.TeamPolicy) edit {
+		return func(g Gomega, c client.Client, _ *v1alpha1.ApiToken) {
+			team := &v1alpha1.Team{}
+			g.Expect(c.Get(context.Background(), client.ObjectKey{Name: "payments"}, team)).To(Succeed())
+			team.Spec.Policy = policy
+			team.Generation++
+			g.Expect(c.Update(context.Background(), team)).To(Succeed())
+		}
+	}
+	foreignSecret := func(g Gomega, c client.Client, tok *v1alpha1.ApiToken) {
+		ctx := context.Background()
+		g.Expect(c.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: tok.Name, Namespace: tok.Namespace}})).To(Succeed())
+		g.Expect(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: tok.Name, Namespace: tok.Namespace}})).To(Succeed())
+	}
+	removeSecret := func(g Gomega, c client.Client, tok *v1alpha1.ApiToken) {
+		g.Expect(c.Delete(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: tok.Name, Namespace: tok.Namespace}})).To(Succeed())
+	}
+	strict := b.Team("x", b.WithPolicy("10m", false)).Spec.Policy
+	tests := []struct {
+		name        string
+		comes, goes edit
+	}{
+		{"a spec the operator cannot read",
+			setSpec(func(s *v1alpha1.ApiTokenSpec) {
+				s.ExpiresAt = nil
+				s.Lifetime = new(v1alpha1.Duration("99999d999999h"))
+			}),
+			setSpec(func(s *v1alpha1.ApiTokenSpec) { s.Lifetime = new(v1alpha1.Duration("720h")) })},
+		{"a team policy it would break", setPolicy(strict), setPolicy(nil)},
+		{"a foreign Secret under its Secret's name", foreignSecret, removeSecret},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			c, tok, _ := issuedToken(g, now, now.Add(-2*time.Hour), b.WithExpiresAt(now.Add(-time.Minute)))
+			r := &controllers.ApiTokenReconciler{
+				Client: c, APIReader: c, Clock: clocktesting.NewFakeClock(now), Format: token.Format{Base: token.DefaultBase},
+				Standing: authz.NewStanding(admins{}, clocktesting.NewFakeClock(now)),
+			}
+			ctx := context.Background()
+			reconcile := func() *v1alpha1.ApiToken {
+				_, _ = r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(tok)})
+				got := &v1alpha1.ApiToken{}
+				g.Expect(c.Get(ctx, client.ObjectKeyFromObject(tok), got)).To(Succeed())
+				return got
+			}
+			g.Expect(reconcile().Status.Phase).To(Equal(v1alpha1.PhaseExpired))
+			setSpec(func(s *v1alpha1.ApiTokenSpec) { s.ExpiresAt = &metav1.Time{Time: now.Add(time.Hour)} })(g, c, tok)
+			g.Expect(reconcile().Status.Phase).To(Equal(v1alpha1.PhaseExpired), "a later expiry brings nothing back")
+
+			tt.comes(g, c, tok)
+			reconcile()
+			tt.goes(g, c, tok)
+			got := reconcile()
+			g.Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseExpired))
+			g.Expect(got.Status.TokenHash).To(Equal(tok.Status.TokenHash), "no new value without a recreate")
+			secret := &corev1.Secret{}
+			if err := c.Get(ctx, client.ObjectKeyFromObject(tok), secret); err == nil {
+				g.Expect(secret.Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
+			}
+		})
+	}
+}

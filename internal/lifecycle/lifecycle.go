@@ -96,6 +96,13 @@ type Decision struct {
 // Decide returns what must happen to the value. Entitlement and policy are
 // decided before (authz): this only concerns a token that may hold a value.
 func Decide(in Input) Decision {
+	if StaysExpired(in) {
+		if in.Secret == SecretForeign {
+			// Nothing is to be delivered, so nothing conflicts.
+			return Decision{Action: Keep, Reason: Expired}
+		}
+		return withdrawOrKeep(in, Expired)
+	}
 	if in.Secret == SecretForeign {
 		return Decision{Action: Conflict}
 	}
@@ -105,12 +112,6 @@ func Decide(in Input) Decision {
 			return withdrawOrKeep(in, ExpiresAtPassed)
 		}
 		return Decision{Action: Issue, Reason: reason}
-	}
-	// An expired value was refused and withdrawn; moving the expiry into
-	// the future does not bring it back, and issuing a new one unasked would
-	// hand out a value nobody recreated: only a recreate does that.
-	if in.Status.Phase == v1alpha1.PhaseExpired {
-		return withdrawOrKeep(in, Expired)
 	}
 	if expiresAt := ExpiresAt(in.Spec, in.Status.IssuedAt, in.Lifetime); expiresAt != nil {
 		if renewAt := RenewAt(*expiresAt, in.Status.IssuedAt, in.RenewBefore); renewAt != nil && !in.Now.Before(*renewAt) {
@@ -129,6 +130,19 @@ func Decide(in Input) Decision {
 		return Decision{Action: Issue, Reason: ResumeRotation}
 	}
 	return Decision{Action: Keep}
+}
+
+// StaysExpired says whether in's token stays Expired: its value expired and
+// was withdrawn, and no recreate has asked for a new one since. Moving the
+// expiry into the future does not bring the value back, and issuing a new
+// one unasked would hand out a value nobody recreated: only a recreate does
+// that. Nor may anything else end it: a spec the operator cannot read, a
+// team policy the token would break or a foreign Secret under its Secret's
+// name concern only a value it holds or is about to be given, and a token
+// turned Failed by one of them would, once it was gone, no longer be known
+// to have expired.
+func StaysExpired(in Input) bool {
+	return in.Status.Phase == v1alpha1.PhaseExpired && newValueWanted(in) == ""
 }
 
 // newValueWanted says why a new value is wanted regardless of the current
