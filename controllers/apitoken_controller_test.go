@@ -258,17 +258,8 @@ var _ = Describe("ApiToken controller", func() {
 			deliveredValue(Default, got)
 			expiresAt := got.Status.ExpiresAt.Time
 
-			h.clock.SetTime(expiresAt.Add(-time.Second))
-			res, err := h.reconcile(tok)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(res.RequeueAfter).To(Equal(time.Second), "the wake-up is at the expiry instant")
-			Expect(getToken(Default, tok).Status.Phase).To(Equal(v1alpha1.PhaseActive))
-
-			h.clock.SetTime(expiresAt)
-			got = h.converge(tok)
-			Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseExpired))
+			got = h.expiresExactlyAt(tok, expiresAt)
 			Expect(apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ReadyCondition).Reason).To(Equal(v1alpha1.ReasonExpired))
-			Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", expiresAt))
 			// The status says Expired first (the verifier refuses from then
 			// on); the value leaves the Secret right after.
 			Expect(getSecret(Default, manualNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
@@ -416,16 +407,7 @@ var _ = Describe("ApiToken controller", func() {
 			Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", ninety))
 			Expect(got.Status.TokenHash).To(Equal(first.Status.TokenHash), "an edit of the expiry issues no new value")
 
-			h.clock.SetTime(ninety.Add(-time.Second))
-			res, err := h.reconcile(tok)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(res.RequeueAfter).To(Equal(time.Second), "the wake-up is at the edited instant")
-			Expect(getToken(Default, tok).Status.Phase).To(Equal(v1alpha1.PhaseActive))
-
-			h.clock.SetTime(ninety)
-			got = h.converge(tok)
-			Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseExpired))
-			Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", ninety))
+			h.expiresExactlyAt(tok, ninety)
 			Expect(getSecret(Default, manualNamespace, tok.Name).Data).NotTo(HaveKey(v1alpha1.SecretTokenKey))
 			Expect(h.recordedReasons(tok)).To(Equal([]string{controllers.EventIssued, controllers.EventExpired}), "edits are no transitions")
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	realclock "k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -94,6 +95,24 @@ func (h *harness) converge(tok *v1alpha1.ApiToken) *v1alpha1.ApiToken {
 		got = getToken(g, tok)
 		g.Expect(got.ResourceVersion).To(Equal(before.ResourceVersion), "not converged yet")
 	}, 10*time.Second).Should(Succeed())
+	return got
+}
+
+// expiresExactlyAt steps the clock to a second before at, where tok must
+// still be Active with its wake-up a second away, then to at, where it must
+// be Expired, expired at at; it returns tok as it then is.
+func (h *harness) expiresExactlyAt(tok *v1alpha1.ApiToken, at time.Time) *v1alpha1.ApiToken {
+	GinkgoHelper()
+	h.clock.SetTime(at.Add(-time.Second))
+	res, err := h.reconcile(tok)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(res.RequeueAfter).To(Equal(time.Second), "the wake-up is at the expiry instant")
+	Expect(getToken(Default, tok).Status.Phase).To(Equal(v1alpha1.PhaseActive))
+
+	h.clock.SetTime(at)
+	got := h.converge(tok)
+	Expect(got.Status.Phase).To(Equal(v1alpha1.PhaseExpired))
+	Expect(got.Status.ExpiresAt.Time).To(BeTemporally("==", at))
 	return got
 }
 
