@@ -10,10 +10,10 @@
 // spec.lifetime implies take effect on every replica as soon as the
 // informer sees the edit, whether or not a leader reconciles it.
 //
-// The package serves verification over HTTP, both as a kube-apiserver token
-// webhook (TokenReview) and as a plain forward-auth endpoint (GET /verify),
-// limits failed attempts per client address and requests per token, and
-// records last use in memory for a flusher to write back in batches.
+// The package decides and knows nothing of how it is asked:
+// internal/verifyhttp serves it over HTTP (TokenReview and GET /verify) and
+// applies internal/ratelimit's budgets, internal/verifysetup feeds it from
+// the informers and writes back the last uses it records in memory.
 //
 // Nothing here logs, echoes or wraps a token value: only digests, ApiToken
 // names and refusal reasons leave this package.
