@@ -377,7 +377,9 @@ func (r *ApiTokenReconciler) issue(ctx context.Context, s *apiTokenScope, reason
 	}
 	v := &issuedValue{
 		hash: token.Hash(value), prefix: token.DisplayPrefix(value),
-		at: s.now, recreate: s.token.Spec.Recreate, previous: overlapOf(s, reason),
+		// To the second, as the API server keeps it: the expiry and the
+		// wake-up derived from it are then the ones every replica reads.
+		at: s.now.Truncate(time.Second), recreate: s.token.Spec.Recreate, previous: overlapOf(s, reason),
 	}
 	s.issued, s.issuance = v, reason
 	s.outcome = activeOutcome(s.token)

@@ -14,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
@@ -231,4 +232,46 @@ func TestExpiredStaysExpired(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOneStatusWritePerIssuance: issuing a value writes the status once.
+// The API server keeps times to the second, and a reconcile that compared
+// its own instant, to the nanosecond, with what the API server returned
+// sent a second, empty status patch with every issuance.
+func TestOneStatusWritePerIssuance(t *testing.T) {
+	g := NewWithT(t)
+	now := time.Date(2026, 12, 3, 12, 0, 0, 700_000_000, time.UTC) // not on a second
+	scheme, err := controlplane.NewScheme()
+	g.Expect(err).NotTo(HaveOccurred())
+	team := b.Team("payments", b.WithOwners(b.User("jane")), b.WithNamespaces("payments"))
+	tok := b.ApiToken("ci", "payments", b.TeamToken("payments"), b.WithCreator("jane"), b.WithLifetime("720h"))
+	var patches []string
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(tok, team).
+		WithStatusSubresource(&v1alpha1.ApiToken{}, &v1alpha1.Team{}).
+		WithInterceptorFuncs(interceptor.Funcs{
+			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+				data, err := patch.Data(obj)
+				if err != nil {
+					return err
+				}
+				patches = append(patches, string(data))
+				return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+			},
+		}).Build()
+	clk := clocktesting.NewFakeClock(now)
+	r := &controllers.ApiTokenReconciler{
+		Client: c, APIReader: c, Clock: clk, Format: token.Format{Base: token.DefaultBase},
+		Standing: authz.NewStanding(admins{}, clk),
+	}
+	for i := range 3 {
+		res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(tok)})
+		g.Expect(err).NotTo(HaveOccurred())
+		if i == 0 {
+			// The value expires when the recorded issuedAt says, to the
+			// second, and the wake-up is then.
+			g.Expect(res.RequeueAfter).To(Equal(720*time.Hour - 700*time.Millisecond))
+		}
+		clk.Step(1300 * time.Millisecond)
+	}
+	g.Expect(patches).To(HaveLen(1), "one status write per issuance, none after")
 }
