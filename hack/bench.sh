@@ -80,6 +80,6 @@ fi
 # The cluster figures: the real binary against a real control plane. This
 # writes bin/bench/results.json (with the figures above) and
 # docs/benchmarks.md.
-echo "bench: the operator against a real control plane (about 20 minutes)" >&2
+echo "bench: the operator against a real control plane (about 15 minutes)" >&2
 go run ./test/bench -verify "${out_dir}/verify.json" \
 	-results "${out_dir}/results.json" -doc docs/benchmarks.md ${BENCH_ARGS:-}
