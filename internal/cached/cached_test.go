@@ -1,6 +1,7 @@
 package cached
 
 import (
+	"reflect"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,6 +36,22 @@ func TestDigestSecret(t *testing.T) {
 				t.Errorf("kept more than the digest: %v %v", s.Data, s.StringData)
 			}
 		})
+	}
+}
+
+// TestDigestSecretReusesItsMap: the cache keeps a Secret per token, and a
+// map of its own for the digest costs about 400 bytes more per Secret than
+// the one the decoder made, 40 MB at 100,000 tokens.
+func TestDigestSecretReusesItsMap(t *testing.T) {
+	const value = "twt_0123456789012345678901234567890123456789012345678"
+	data := map[string][]byte{v1alpha1.SecretTokenKey: []byte(value), "ca.crt": []byte("x")}
+	s := &corev1.Secret{Data: data}
+	DigestSecret(s)
+	if reflect.ValueOf(s.Data).UnsafePointer() != reflect.ValueOf(data).UnsafePointer() {
+		t.Error("DigestSecret replaced the Data map instead of reusing it")
+	}
+	if len(data) != 1 || string(data[v1alpha1.SecretTokenKey]) != token.Hash(value) {
+		t.Errorf("the map holds %q, want only the digest", data)
 	}
 }
 
