@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 )
@@ -20,4 +21,4 @@ func teamsFunc(teams ...*v1alpha1.Team) TeamSource {
 }
 
 // failingTeams is a TeamSource whose informer never synced.
-var failingTeams TeamSource = NewTeamTable()
+var failingTeams TeamSource = NewTeamTable(clock.RealClock{})

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"k8s.io/utils/clock"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
@@ -45,12 +48,17 @@ type TeamTable struct {
 	// hasSynced, when set, tells whether the informer has delivered every
 	// Team that existed at start; see SyncedWhen.
 	hasSynced func() bool
+	// clock dates each snapshot; publishedAt is the date of the current
+	// one in Unix nanoseconds, 0 before the first.
+	clock       clock.PassiveClock
+	publishedAt atomic.Int64
 }
 
 // NewTeamTable returns an empty TeamTable that answers only once
-// MarkSynced is called, or SyncedWhen's function says so.
-func NewTeamTable() *TeamTable {
-	t := &TeamTable{teams: map[string]*v1alpha1.Team{}}
+// MarkSynced is called, or SyncedWhen's function says so. clk, the
+// process's one clock, dates each Team change the table takes in.
+func NewTeamTable(clk clock.PassiveClock) *TeamTable {
+	t := &TeamTable{teams: map[string]*v1alpha1.Team{}, clock: clk}
 	t.snap.Store(emptyTeams)
 	return t
 }
@@ -128,6 +136,21 @@ func (t *TeamTable) publish() {
 	}
 	slices.Sort(snap.Names)
 	t.snap.Store(snap)
+	// Read after the store, so no verification that judged by the old
+	// snapshot can start after the instant recorded.
+	t.publishedAt.Store(t.clock.Now().UnixNano())
+}
+
+// PublishedAt is when the table last took a Team change in (or its initial
+// Teams, once synced); zero before that. Every verification that starts
+// after it judges creators by the Teams as changed, so it is the instant a
+// Team change, such as an owner's removal, takes effect for every token it
+// concerns.
+func (t *TeamTable) PublishedAt() time.Time {
+	if at := t.publishedAt.Load(); at != 0 {
+		return time.Unix(0, at)
+	}
+	return time.Time{}
 }
 
 // Snapshot implements TeamSource.
@@ -141,7 +164,7 @@ func (t *TeamTable) Snapshot(context.Context) (*TeamSnapshot, error) {
 // StaticTeams is a TeamSource that always answers the same Teams, for
 // tests and in-process use.
 func StaticTeams(teams ...*v1alpha1.Team) TeamSource {
-	table := NewTeamTable()
+	table := NewTeamTable(clock.RealClock{})
 	for _, team := range teams {
 		table.Upsert(team)
 	}

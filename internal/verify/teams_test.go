@@ -4,8 +4,10 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	b "github.com/tokenwarden/tokenwarden/internal/testobj"
 )
@@ -13,17 +15,23 @@ import (
 func TestTeamTable(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	table := NewTeamTable()
+	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC))
+	table := NewTeamTable(clk)
 	payments := b.Team("payments", b.WithOwners(b.User("jane")), b.WithNamespaces("ns", "payments"))
 	payments.Generation = 1
 	table.Upsert(payments)
 	_, err := table.Snapshot(ctx)
 	g.Expect(err).To(MatchError(errTeamsNotSynced), "no answers before the initial list is in")
 
+	g.Expect(table.PublishedAt()).To(BeZero(), "nothing published before the sync")
+
 	table.MarkSynced()
 	first, err := table.Snapshot(ctx)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(first.Names).To(Equal([]string{"payments"}))
+	g.Expect(table.PublishedAt()).To(BeTemporally("==", clk.Now()))
+	synced := clk.Now()
+	clk.SetTime(synced.Add(time.Second))
 
 	// A status write keeps the generation: nothing to publish.
 	statusOnly := payments.DeepCopy()
@@ -31,6 +39,7 @@ func TestTeamTable(t *testing.T) {
 	table.Upsert(statusOnly)
 	same, _ := table.Snapshot(ctx)
 	g.Expect(same).To(BeIdenticalTo(first))
+	g.Expect(table.PublishedAt()).To(BeTemporally("==", synced), "a status write is no Team change to verification")
 
 	// A spec change does.
 	changed := payments.DeepCopy()
@@ -40,6 +49,9 @@ func TestTeamTable(t *testing.T) {
 	next, _ := table.Snapshot(ctx)
 	g.Expect(next).NotTo(BeIdenticalTo(first))
 	g.Expect(next.ByName["payments"].Spec.Owners).To(BeEmpty())
+	// From this instant every verification judges by the changed Team:
+	// the instant a revocation takes effect.
+	g.Expect(table.PublishedAt()).To(BeTemporally("==", clk.Now()))
 
 	table.Delete("payments")
 	gone, _ := table.Snapshot(ctx)
@@ -52,7 +64,7 @@ func TestTeamTable(t *testing.T) {
 func TestTeamTableSyncedWhen(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	table := NewTeamTable()
+	table := NewTeamTable(clocktesting.NewFakePassiveClock(time.Now()))
 	var informerSynced atomic.Bool
 	table.SyncedWhen(informerSynced.Load)
 	table.Upsert(b.Team("payments", b.WithOwners(b.User("jane"))))

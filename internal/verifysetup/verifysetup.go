@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -25,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	"github.com/tokenwarden/tokenwarden/internal/authz"
@@ -78,7 +80,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*verifyhttp.Ser
 	if err != nil {
 		return nil, err
 	}
-	teams := verify.NewTeamTable()
+	teams := verify.NewTeamTable(opts.Clock)
+	if err := registerTeamsUpdated(teams); err != nil {
+		return nil, err
+	}
 	// The table answers once the informer has handed every Team that
 	// existed at start to its handler; until then a Team token would look
 	// as if its team had been deleted.
@@ -122,6 +127,31 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*verifyhttp.Ser
 		return nil, err
 	}
 	return server, nil
+}
+
+// teamsUpdatedName is the series of when verification last took a Team
+// change in.
+const teamsUpdatedName = "tokenwarden_verification_teams_updated_timestamp_seconds"
+
+// registerTeamsUpdated serves teams.PublishedAt as teamsUpdatedName: when
+// a Team change, such as an owner's removal, took effect for every
+// verification on this replica. Compared with when the change was made,
+// it says how long revocation took; a value far behind the Team's last
+// change says this replica's Team informer is stuck. A Setup before this
+// one (tests build more than one manager in a process) is replaced.
+func registerTeamsUpdated(teams *verify.TeamTable) error {
+	gauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: teamsUpdatedName,
+		Help: "When this replica's verification last took a Team change in (Unix seconds); 0 until its Team informer has synced.",
+	}, func() float64 {
+		at := teams.PublishedAt()
+		if at.IsZero() {
+			return 0
+		}
+		return float64(at.UnixNano()) / 1e9
+	})
+	metrics.Registry.Unregister(gauge)
+	return metrics.Registry.Register(gauge)
 }
 
 // serve adds the HTTPS server of handler to mgr, serving on every replica

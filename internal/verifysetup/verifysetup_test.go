@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/tokenwarden/tokenwarden/api/v1alpha1"
 	b "github.com/tokenwarden/tokenwarden/internal/testobj"
@@ -54,6 +55,22 @@ func setSpec(tok *v1alpha1.ApiToken, change func(*v1alpha1.ApiTokenSpec)) {
 	base := tok.DeepCopy()
 	change(&tok.Spec)
 	Expect(k8sClient.Patch(ctx, tok, client.MergeFrom(base))).To(Succeed())
+}
+
+// teamsUpdated reads tokenwarden_verification_teams_updated_timestamp_seconds
+// as the metrics endpoint would serve it.
+func teamsUpdated() time.Time {
+	GinkgoHelper()
+	families, err := metrics.Registry.Gather()
+	Expect(err).NotTo(HaveOccurred())
+	for _, f := range families {
+		if f.GetName() == "tokenwarden_verification_teams_updated_timestamp_seconds" {
+			seconds := f.GetMetric()[0].GetGauge().GetValue()
+			return time.Unix(0, int64(seconds*1e9))
+		}
+	}
+	Fail("no tokenwarden_verification_teams_updated_timestamp_seconds series")
+	return time.Time{}
 }
 
 // answersWithin measures how long after a write the verifier answers value
@@ -163,6 +180,11 @@ var _ = Describe("Verification wiring", func() {
 		took := time.Since(start)
 		GinkgoWriter.Printf("owner removed -> %d tokens refused: %v\n", len(values), took)
 		Expect(took).To(BeNumerically("<", 100*time.Millisecond))
+		// The replica says when the change took effect: after the patch
+		// was sent, and before every refusal had been seen.
+		updated := teamsUpdated()
+		Expect(updated).To(BeTemporally(">=", start))
+		Expect(updated).To(BeTemporally("<=", start.Add(took)))
 	})
 
 	It("refuses on the second of expiry even if no reconcile ran", func() {

@@ -908,10 +908,21 @@ func (s *scaleState) revocation(ctx context.Context) error {
 		upper = append(upper, float64(at.Sub(now).Microseconds())/1000)
 		lower = append(lower, max(0, float64(lastOK[i].Sub(now).Microseconds())/1000))
 	}
-	res["scale_revocation_ms_p99"] = round(percentile(upper, 99), 1)
-	res["scale_revocation_ms_p50"] = round(percentile(upper, 50), 1)
-	res["scale_revocation_ms_max"] = round(percentile(upper, 100), 1)
-	res["scale_revocation_ms_min"] = round(percentile(upper, 0), 1)
+	updated, err := s.op.TeamsUpdated(ctx)
+	if err != nil {
+		return err
+	}
+	instant := float64(updated.Sub(now).Microseconds()) / 1000
+	refused, agree := refusals(instant, lower, upper)
+	res["scale_revocation_ms_p99"] = round(percentile(refused, 99), 1)
+	res["scale_revocation_ms_p50"] = round(percentile(refused, 50), 1)
+	res["scale_revocation_ms_max"] = round(percentile(refused, 100), 1)
+	res["scale_revocation_verifier_ms"] = round(instant, 1)
+	res["scale_revocation_verifier_agree"] = agree
+	res["scale_revocation_ms_p99_upper_bound"] = round(percentile(upper, 99), 1)
+	res["scale_revocation_ms_p50_upper_bound"] = round(percentile(upper, 50), 1)
+	res["scale_revocation_ms_max_upper_bound"] = round(percentile(upper, 100), 1)
+	res["scale_revocation_ms_min_upper_bound"] = round(percentile(upper, 0), 1)
 	passMu.Lock()
 	res["scale_revocation_pass_ms"] = round(percentile(passes, 50), 1)
 	passMu.Unlock()
@@ -921,8 +932,8 @@ func (s *scaleState) revocation(ctx context.Context) error {
 	res["scale_revocation_patch_ms"] = round(float64(patched.Microseconds())/1000, 1)
 	res["scale_revocation_unexpected_answers"] = unexpected.Load()
 	res["scale_revocation_pollers"] = workers
-	logf("scale: revocation p50 %.1f ms, p99 %.1f ms (lower bound p99 %.1f ms); patch %v",
-		percentile(upper, 50), percentile(upper, 99), percentile(lower, 99), patched)
+	logf("scale: revocation: the verifier took the change in %.1f ms after the patch was sent, within the polled bounds of %d of %d tokens; polled upper bound p50 %.1f ms, p99 %.1f ms (lower bound p99 %.1f ms); patch %v",
+		instant, agree, len(upper), percentile(upper, 50), percentile(upper, 99), percentile(lower, 99), patched)
 
 	// Every token of the Team reaches phase Invalidated.
 	invalidated, err := s.waitInvalidated(ctx, len(values), now, 15*time.Minute)

@@ -304,6 +304,18 @@ func (op *Operator) Samples(ctx context.Context, names ...string) (map[string]fl
 	return samples, scanner.Err()
 }
 
+// TeamsUpdated is when the operator's verification last took a Team change
+// in (tokenwarden_verification_teams_updated_timestamp_seconds): from then
+// on it judges every token by the changed Team. Zero until its Team
+// informer has synced.
+func (op *Operator) TeamsUpdated(ctx context.Context) (time.Time, error) {
+	seconds, err := op.Metric(ctx, "tokenwarden_verification_teams_updated_timestamp_seconds")
+	if err != nil || seconds == 0 {
+		return time.Time{}, err
+	}
+	return time.Unix(0, int64(seconds*1e9)), nil
+}
+
 // GoMemory is the Go runtime's own account of the process's memory, from
 // the go_* series controller-runtime registers on the metrics endpoint.
 type GoMemory struct {
