@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -166,4 +167,32 @@ func TestStandingWhenAskingFails(t *testing.T) {
 	r.Changed()
 	_, err := r.IsAdmin(ctx, user("root"))
 	g.Expect(err).To(MatchError(inner.err), "after an RBAC change nothing old is given")
+}
+
+// BenchmarkImpact: the Team webhook runs Impact on the request path of the
+// Team change that revokes, for every token of the Team (10,000 in make
+// bench-scale), so the change waits for it.
+func BenchmarkImpact(b *testing.B) {
+	team := &v1alpha1.Team{}
+	team.Name = "payments"
+	team.Spec.Owners = []v1alpha1.Subject{{Kind: v1alpha1.UserSubject, Name: "jane"}}
+	team.Spec.Namespaces = []string{"ns-0"} // the other namespaces are no longer allowed
+	value, err := CreatorAnnotationValue(user("jane"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	tokens := make([]v1alpha1.ApiToken, 10_000)
+	for i := range tokens {
+		tok := &tokens[i]
+		tok.Namespace, tok.Name = fmt.Sprintf("ns-%d", i%10), fmt.Sprintf("tok-%d", i)
+		tok.Spec = v1alpha1.ApiTokenSpec{Type: v1alpha1.TeamTokenType, Teams: []string{"payments"}}
+		tok.Status.TokenHash = "sha256:x"
+		tok.Annotations = map[string]string{v1alpha1.CreatorAnnotation: value}
+	}
+	for b.Loop() {
+		lost, err := Impact(context.Background(), &countingChecker{}, tokens, Teams{"payments": team})
+		if err != nil || len(lost) != 9000 {
+			b.Fatalf("%d lost, %v", len(lost), err)
+		}
+	}
 }
