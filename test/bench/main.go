@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,6 +33,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -410,7 +412,7 @@ func issuance(ctx context.Context, o options, c *harness.Cluster, op *harness.Op
 	if err != nil {
 		return err
 	}
-	profiled := profileCPU(ctx, o, 10*time.Second)
+	profiled := profileCPU(ctx, o, c, 10*time.Second)
 	start = time.Now()
 	if _, err := c.CreateTokens(ctx, "bench-tokens", "tok", "bench", o.n, o.workers); err != nil {
 		return err
@@ -988,20 +990,54 @@ func writeJSON(path string, res results) error {
 	return os.WriteFile(path, append(data, '\n'), 0o600)
 }
 
-// profileCPU takes a CPU profile of the operator for d into o.profile, in
-// the background; the channel gives its outcome (nil at once when no
+// profileCPU takes a CPU profile of the operator for d into o.profile, and
+// at the same time one of kube-apiserver into o.profile + ".kube-apiserver",
+// in the background; the channel gives the outcome (nil at once when no
 // profile was asked for).
-func profileCPU(ctx context.Context, o options, d time.Duration) <-chan error {
+func profileCPU(ctx context.Context, o options, c *harness.Cluster, d time.Duration) <-chan error {
 	done := make(chan error, 1)
 	if o.profile == "" {
 		done <- nil
 		return done
 	}
-	logf("issuance: profiling the operator's CPU for %v into %s", d, o.profile)
+	apiserverFile := o.profile + ".kube-apiserver"
+	logf("issuance: profiling the CPU of the operator and kube-apiserver for %v into %s and %s", d, o.profile, apiserverFile)
+	which := fmt.Sprintf("profile?seconds=%d", int(d.Seconds()))
+	apiserver := make(chan error, 1)
+	go func() { apiserver <- saveAPIServerProfile(ctx, c, which, apiserverFile) }()
 	go func() {
-		done <- saveProfile(ctx, o.pprofAddr, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())), o.profile)
+		err := saveProfile(ctx, o.pprofAddr, which, o.profile)
+		done <- errors.Join(err, <-apiserver)
 	}()
 	return done
+}
+
+// saveAPIServerProfile fetches kube-apiserver's /debug/pprof/<which>, as
+// the admin, into file.
+func saveAPIServerProfile(ctx context.Context, c *harness.Cluster, which, file string) error {
+	cfg := rest.CopyConfig(c.Config)
+	cfg.Timeout = 0
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(cfg.Host, "/")+"/debug/pprof/"+which, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("kube-apiserver /debug/pprof/%s: %s", which, resp.Status)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, data, 0o600)
 }
 
 // saveProfile fetches /debug/pprof/<which> from the operator's pprof
