@@ -118,8 +118,9 @@ type record struct {
 	scopes []string
 	// spec is what team policies judge of a Wildcard token (its scopes and
 	// the expiry its spec implies), built once so a verification allocates
-	// nothing for it.
-	spec v1alpha1.ApiTokenSpec
+	// nothing for it; nil for the other types, which need none, so their
+	// records do not carry its 128 bytes.
+	spec *v1alpha1.ApiTokenSpec
 	// teamsHeader and scopesHeader are teams and scopes joined with commas,
 	// the values of X-Tokenwarden-Teams and X-Tokenwarden-Scopes.
 	teamsHeader  string
@@ -156,7 +157,7 @@ func newRecord(sum digestKey, digest string, e Entry, exp expiries) *record {
 	case v1alpha1.WildcardTokenType:
 		// Decided at request time, from the Teams there are then.
 		r.dynamicTeams = true
-		r.spec = v1alpha1.ApiTokenSpec{Type: e.Type}
+		r.spec = &v1alpha1.ApiTokenSpec{Type: e.Type}
 		for _, scope := range e.Scopes {
 			r.spec.Scopes = append(r.spec.Scopes, v1alpha1.ScopeString(scope))
 		}

@@ -244,12 +244,12 @@ func (v *Verifier) standing(ctx context.Context, r *record) ([]string, string, e
 	if !r.dynamicTeams {
 		return r.teams, "", nil
 	}
-	teams, needAdmin := authz.WildcardTeams(&r.spec, e.IssuedAt, e.Creator, snap.ByName, snap.Names, admin)
+	teams, needAdmin := authz.WildcardTeams(r.spec, e.IssuedAt, e.Creator, snap.ByName, snap.Names, admin)
 	if needAdmin {
 		if admin, err = v.isAdmin(ctx, e.Creator); err != nil {
 			return nil, "", err
 		}
-		teams, _ = authz.WildcardTeams(&r.spec, e.IssuedAt, e.Creator, snap.ByName, snap.Names, admin)
+		teams, _ = authz.WildcardTeams(r.spec, e.IssuedAt, e.Creator, snap.ByName, snap.Names, admin)
 	}
 	return teams, "", nil
 }
