@@ -4,7 +4,9 @@
 // token value in memory for longer than the request that wrote it, and
 // cached objects drop managed fields and kubectl's last-applied
 // configuration, which nothing here reads and which would double the size
-// of every object applied with kubectl.
+// of every object applied with kubectl. The strings cached objects repeat
+// (namespaces, creators, labels, condition reasons) are kept once, not
+// once per object (share.go).
 package cached
 
 import (
@@ -40,8 +42,10 @@ func Options(namespaces map[string]cache.Config) cache.Options {
 	}
 }
 
-// Trim drops managed fields and the last-applied configuration from obj.
-// It is a cache transform: objects it does not know pass unchanged.
+// Trim drops managed fields and the last-applied configuration from obj,
+// and makes the strings it repeats from other cached objects share one
+// copy (shareStrings). It is a cache transform: objects it does not know
+// pass unchanged.
 func Trim(obj any) (any, error) {
 	if o, err := apimeta.Accessor(obj); err == nil {
 		o.SetManagedFields(nil)
@@ -50,6 +54,7 @@ func Trim(obj any) (any, error) {
 			o.SetAnnotations(a)
 		}
 	}
+	shareStrings(obj)
 	return obj, nil
 }
 

@@ -1,8 +1,11 @@
 package cached
 
 import (
+	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -108,4 +111,86 @@ func checkTrimmed(t *testing.T, m metav1.ObjectMeta) {
 	if m.Annotations["keep"] != "me" {
 		t.Errorf("other annotations lost: %v", m.Annotations)
 	}
+}
+
+// TestTransformsShareRepeatedStrings: every token in a namespace repeats
+// its namespace, its creator's record, its type, phase and condition
+// reasons, and its Secret the same labels and owner kind. Decoded, each
+// object holds copies of its own; cached, they hold one, which the cache
+// keeps for every one of 100,000 tokens.
+func TestTransformsShareRepeatedStrings(t *testing.T) {
+	const tokenJSON = `{"apiVersion":"auth.tokenwarden.io/v1alpha1","kind":"ApiToken","metadata":{"name":"tok-%d","namespace":"payments",
+		"annotations":{"auth.tokenwarden.io/creator":"{\"username\":\"jane\",\"groups\":[\"system:authenticated\"]}"}},
+		"spec":{"type":"Team","teams":["payments"]},
+		"status":{"phase":"Active","conditions":[{"type":"Ready","status":"True","reason":"Issued","message":"m","lastTransitionTime":"2026-12-04T10:00:00Z"}],
+		"creator":{"username":"jane","groups":["system:authenticated"]}}}`
+	const secretJSON = `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"tok-%d","namespace":"payments",
+		"labels":{"app.kubernetes.io/managed-by":"tokenwarden"},
+		"ownerReferences":[{"apiVersion":"auth.tokenwarden.io/v1alpha1","kind":"ApiToken","name":"tok-%d","uid":"u%d"}]},
+		"type":"Opaque","data":{"token":"dHdfeA=="}}`
+	opts := Options(nil)
+	var secretTransform func(any) (any, error)
+	for obj, by := range opts.ByObject {
+		if _, ok := obj.(*corev1.Secret); ok {
+			secretTransform = by.Transform
+		}
+	}
+	var tokens [2]*v1alpha1.ApiToken
+	var secrets [2]*corev1.Secret
+	for i := range 2 {
+		tok := &v1alpha1.ApiToken{}
+		if err := json.Unmarshal(fmt.Appendf(nil, tokenJSON, i), tok); err != nil {
+			t.Fatal(err)
+		}
+		got, err := opts.DefaultTransform(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[i] = got.(*v1alpha1.ApiToken)
+		secret := &corev1.Secret{}
+		if err := json.Unmarshal(fmt.Appendf(nil, secretJSON, i, i, i), secret); err != nil {
+			t.Fatal(err)
+		}
+		if got, err = secretTransform(secret); err != nil {
+			t.Fatal(err)
+		}
+		secrets[i] = got.(*corev1.Secret)
+	}
+	a, b := tokens[0], tokens[1]
+	shared := func(what, x, y string) {
+		t.Helper()
+		//nolint:gosec // only compares where two strings keep their bytes.
+		if unsafe.StringData(x) != unsafe.StringData(y) {
+			t.Errorf("%s %q is held twice", what, x)
+		}
+	}
+	shared("the apiVersion", a.APIVersion, b.APIVersion)
+	shared("the kind", a.Kind, b.Kind)
+	shared("the namespace", a.Namespace, b.Namespace)
+	shared("the creator record", a.Annotations[v1alpha1.CreatorAnnotation], b.Annotations[v1alpha1.CreatorAnnotation])
+	for k := range a.Annotations {
+		for l := range b.Annotations {
+			shared("the annotation key", k, l)
+		}
+	}
+	shared("the type", string(a.Spec.Type), string(b.Spec.Type))
+	shared("the team", a.Spec.Teams[0], b.Spec.Teams[0])
+	shared("the phase", string(a.Status.Phase), string(b.Status.Phase))
+	shared("the condition type", a.Status.Conditions[0].Type, b.Status.Conditions[0].Type)
+	shared("the condition status", string(a.Status.Conditions[0].Status), string(b.Status.Conditions[0].Status))
+	shared("the condition reason", a.Status.Conditions[0].Reason, b.Status.Conditions[0].Reason)
+	shared("the creator's name", a.Status.Creator.Username, b.Status.Creator.Username)
+	shared("the creator's group", a.Status.Creator.Groups[0], b.Status.Creator.Groups[0])
+	s, r := secrets[0], secrets[1]
+	shared("the Secret's apiVersion", s.APIVersion, r.APIVersion)
+	shared("the Secret's namespace", s.Namespace, r.Namespace)
+	shared("the Secret's type", string(s.Type), string(r.Type))
+	for k, v := range s.Labels {
+		for l, w := range r.Labels {
+			shared("the label key", k, l)
+			shared("the label value", v, w)
+		}
+	}
+	shared("the owner's apiVersion", s.OwnerReferences[0].APIVersion, r.OwnerReferences[0].APIVersion)
+	shared("the owner's kind", s.OwnerReferences[0].Kind, r.OwnerReferences[0].Kind)
 }
