@@ -33,6 +33,7 @@ import (
 	"github.com/tokenwarden/tokenwarden/internal/cached"
 	"github.com/tokenwarden/tokenwarden/internal/cacheindex"
 	"github.com/tokenwarden/tokenwarden/internal/devenv"
+	"github.com/tokenwarden/tokenwarden/internal/eventsink"
 	"github.com/tokenwarden/tokenwarden/internal/logging"
 	"github.com/tokenwarden/tokenwarden/internal/metrics"
 	"github.com/tokenwarden/tokenwarden/internal/ratelimit"
@@ -251,6 +252,13 @@ func setup(ctx context.Context, mgr ctrl.Manager, opts options, local bool, clk 
 		return fmt.Errorf("watching RBAC for admin standing: %w", err)
 	}
 	format := token.Format{Base: opts.tokenBase}
+	recorder, err := eventsink.ForManager(mgr, "tokenwarden")
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(recorder); err != nil {
+		return fmt.Errorf("setting up Event recording: %w", err)
+	}
 	if err := (&controllers.ApiTokenReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -258,7 +266,7 @@ func setup(ctx context.Context, mgr ctrl.Manager, opts options, local bool, clk 
 		Format:    format,
 		Standing:  standing,
 		Recheck:   opts.standingRecheck,
-		Recorder:  mgr.GetEventRecorder("tokenwarden"),
+		Recorder:  recorder,
 		// Reconciles of different tokens share nothing but thread-safe
 		// clients, the remembered admin answers and the metrics.
 		MaxConcurrentReconciles: opts.concurrency,

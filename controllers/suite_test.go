@@ -31,6 +31,7 @@ import (
 	"github.com/tokenwarden/tokenwarden/internal/cached"
 	"github.com/tokenwarden/tokenwarden/internal/cacheindex"
 	"github.com/tokenwarden/tokenwarden/internal/controlplane"
+	"github.com/tokenwarden/tokenwarden/internal/eventsink"
 	"github.com/tokenwarden/tokenwarden/internal/logging"
 	"github.com/tokenwarden/tokenwarden/internal/metrics"
 	"github.com/tokenwarden/tokenwarden/internal/token"
@@ -260,7 +261,11 @@ var _ = BeforeSuite(func() {
 	suite.clock = clocktesting.NewFakeClock(suiteStart)
 	suite.writes = newWriteCounter()
 	suite.events = &eventLog{}
-	suite.recorder = mgr.GetEventRecorder("tokenwarden")
+	// The operator's own recorder, as main.go wires it.
+	recorder, err := eventsink.ForManager(mgr, "tokenwarden")
+	Expect(err).NotTo(HaveOccurred())
+	Expect(mgr.Add(recorder)).To(Succeed())
+	suite.recorder = recorder
 	Expect((&controllers.ApiTokenReconciler{
 		Client:    countingClient{Client: mgr.GetClient(), writes: suite.writes},
 		APIReader: mgr.GetAPIReader(),

@@ -200,9 +200,8 @@ func scaleNotes(r results) string {
 	if _, ok := r["scale_rss_mb"]; ok && num("scale_rss_mb") > 400 {
 		notes = append(notes, fmt.Sprintf("- **Memory**: the live heap is %s MB for %s tokens, %s KB a token: every replica caches\n"+
 			"  every ApiToken (decoded, without managed fields or last-applied), every token's Secret\n"+
-			"  (its metadata and the value's digest), the verification index's record of each digest,\n"+
-			"  the cache indexes, and, for some minutes after issuance, the event broadcaster's copy\n"+
-			"  of each Event. The resident set is about twice that: with GOGC=100 and no GOMEMLIMIT\n"+
+			"  (its metadata and the value's digest), the verification index's record of each digest\n"+
+			"  and the cache indexes. The resident set is about twice that: with GOGC=100 and no GOMEMLIMIT\n"+
 			"  the heap grows to twice the live heap before a collection, and idle pages return to the\n"+
 			"  OS lazily. `-scale-profiles DIR` writes the heap profile that breaks this down.",
 			scaleShow(r["heap_live_scale_mb"]), show(tokens), show(round(num("heap_live_scale_mb")*1000/max(tokens, 1), 2))))
