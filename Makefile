@@ -128,7 +128,7 @@ bench: controlplane ## Run the benchmarks; writes docs/benchmarks.md and bin/ben
 	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" hack/bench.sh
 
 # The scale run (issue #14): 100,000 ApiTokens through admission, about 30
-# minutes on 2 cores (27 on 2026-12-04). BENCH_SCALE_ARGS adds flags of test/bench's -scale-run
+# minutes on 2 cores (27 and 34 on 2026-12-04, as busy as the machine was). BENCH_SCALE_ARGS adds flags of test/bench's -scale-run
 # mode, e.g. BENCH_SCALE_ARGS="-scale-tokens 20000 -scale-namespaces 200".
 .PHONY: bench-scale
 bench-scale: controlplane ## Run the scale benchmark (100,000 ApiTokens); writes bin/bench/scale.json and its section of docs/benchmarks.md.
