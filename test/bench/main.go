@@ -694,7 +694,6 @@ func revocation(ctx context.Context, o options, c *harness.Cluster, op *harness.
 		return err
 	}
 	instant := ms(updated.Sub(now))
-	refused, agree := refusals(instant, lower, upper)
 	all, err := invalidated.waitFor(o.revoke, 5*time.Minute)
 	if err != nil {
 		return err
@@ -706,17 +705,7 @@ func revocation(ctx context.Context, o options, c *harness.Cluster, op *harness.
 	}
 	invalidated.mu.Unlock()
 	res["revocation_tokens"] = o.revoke
-	res["revocation_ms_p50"] = round(percentile(refused, 50), 1)
-	res["revocation_ms_p99"] = round(percentile(refused, 99), 1)
-	res["revocation_ms_max"] = round(percentile(refused, 100), 1)
-	res["revocation_verifier_ms"] = round(instant, 1)
-	res["revocation_verifier_agree"] = agree
-	res["revocation_ms_p50_upper_bound"] = round(percentile(upper, 50), 1)
-	res["revocation_ms_p99_upper_bound"] = round(percentile(upper, 99), 1)
-	res["revocation_ms_max_upper_bound"] = round(percentile(upper, 100), 1)
-	res["revocation_ms_p50_lower_bound"] = round(percentile(lower, 50), 1)
-	res["revocation_ms_p99_lower_bound"] = round(percentile(lower, 99), 1)
-	res["revocation_ms_max_lower_bound"] = round(percentile(lower, 100), 1)
+	agree := putRevocation(res, "revocation_", instant, lower, upper)
 	res["revocation_resolution_ms_p50"] = round(percentile(resolution, 50), 1)
 	res["revocation_resolution_ms_max"] = round(percentile(resolution, 100), 1)
 	// If every token was refused at one instant (one Team table replaced
@@ -962,6 +951,28 @@ func refusals(instant float64, lower, upper []float64) (at []float64, agree int)
 	return at, agree
 }
 
+// putRevocation records, under keys starting with prefix, each token's
+// refusal time (refusals) as p50, p99 and max, the operator's instant and
+// how many tokens' bounds held it, and the polled bounds themselves; it
+// returns that count.
+func putRevocation(res results, prefix string, instant float64, lower, upper []float64) (agree int) {
+	refused, agree := refusals(instant, lower, upper)
+	res[prefix+"verifier_ms"] = round(instant, 1)
+	res[prefix+"verifier_agree"] = agree
+	for _, figure := range []struct {
+		suffix string
+		values []float64
+	}{{"", refused}, {"_upper_bound", upper}, {"_lower_bound", lower}} {
+		for _, p := range []struct {
+			name string
+			at   float64
+		}{{"p50", 50}, {"p99", 99}, {"max", 100}} {
+			res[prefix+"ms_"+p.name+figure.suffix] = round(percentile(figure.values, p.at), 1)
+		}
+	}
+	return agree
+}
+
 func percentile(v []float64, p float64) float64 {
 	if len(v) == 0 {
 		return math.NaN()
@@ -1025,19 +1036,7 @@ func saveAPIServerProfile(ctx context.Context, c *harness.Cluster, which, file s
 	if err != nil {
 		return err
 	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("kube-apiserver /debug/pprof/%s: %s", which, resp.Status)
-	}
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(file, data, 0o600)
+	return download(httpClient, req, file)
 }
 
 // saveProfile fetches /debug/pprof/<which> from the operator's pprof
@@ -1048,13 +1047,18 @@ func saveProfile(ctx context.Context, addr, which, file string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	return download(http.DefaultClient, req, file)
+}
+
+// download writes the body of req's answer, which must be 200, to file.
+func download(c *http.Client, req *http.Request, file string) error {
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
+		return fmt.Errorf("%s: %s", req.URL, resp.Status)
 	}
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {

@@ -913,22 +913,11 @@ func (s *scaleState) revocation(ctx context.Context) error {
 		return err
 	}
 	instant := float64(updated.Sub(now).Microseconds()) / 1000
-	refused, agree := refusals(instant, lower, upper)
-	res["scale_revocation_ms_p99"] = round(percentile(refused, 99), 1)
-	res["scale_revocation_ms_p50"] = round(percentile(refused, 50), 1)
-	res["scale_revocation_ms_max"] = round(percentile(refused, 100), 1)
-	res["scale_revocation_verifier_ms"] = round(instant, 1)
-	res["scale_revocation_verifier_agree"] = agree
-	res["scale_revocation_ms_p99_upper_bound"] = round(percentile(upper, 99), 1)
-	res["scale_revocation_ms_p50_upper_bound"] = round(percentile(upper, 50), 1)
-	res["scale_revocation_ms_max_upper_bound"] = round(percentile(upper, 100), 1)
+	agree := putRevocation(res, "scale_revocation_", instant, lower, upper)
 	res["scale_revocation_ms_min_upper_bound"] = round(percentile(upper, 0), 1)
 	passMu.Lock()
 	res["scale_revocation_pass_ms"] = round(percentile(passes, 50), 1)
 	passMu.Unlock()
-	res["scale_revocation_ms_p99_lower_bound"] = round(percentile(lower, 99), 1)
-	res["scale_revocation_ms_p50_lower_bound"] = round(percentile(lower, 50), 1)
-	res["scale_revocation_ms_max_lower_bound"] = round(percentile(lower, 100), 1)
 	res["scale_revocation_patch_ms"] = round(float64(patched.Microseconds())/1000, 1)
 	res["scale_revocation_unexpected_answers"] = unexpected.Load()
 	res["scale_revocation_pollers"] = workers
