@@ -86,18 +86,14 @@ func (r *Recorder) Start(ctx context.Context) error {
 }
 
 // write creates event, trying again while the failure is the connection's
-// rather than the Event's.
+// or a busy API server's rather than the Event's.
 func (r *Recorder) write(ctx context.Context, event *eventsv1.Event) {
 	for try := 1; ; try++ {
 		_, err := r.sink.Create(ctx, event)
 		if err == nil || apierrors.IsAlreadyExists(err) {
 			return
 		}
-		var status apierrors.APIStatus
-		if errors.As(err, &status) || try == Tries {
-			// The API server refused this Event: sending it again would
-			// be refused again. Only the reason is logged: the note is
-			// the Event's, and already said where it was refused.
+		if !transient(err) || try == Tries {
 			ctrl.LoggerFrom(ctx).WithName("events").Error(err, "Could not record an Event", "reason", event.Reason, "regarding", event.Regarding.Name, "namespace", event.Namespace)
 			return
 		}
@@ -107,4 +103,13 @@ func (r *Recorder) write(ctx context.Context, event *eventsv1.Event) {
 		case <-time.After(wait.Jitter(r.retryAfter, 0.25)):
 		}
 	}
+}
+
+// transient says whether sending the same Event again may succeed: the
+// API server was not reached, or was too busy to answer. Any other answer
+// (a namespace being deleted, an Event it finds invalid) would come again.
+func transient(err error) bool {
+	var status apierrors.APIStatus
+	return !errors.As(err, &status) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+		apierrors.IsTooManyRequests(err) || apierrors.IsServiceUnavailable(err)
 }

@@ -84,15 +84,19 @@ func TestRecordsEachEventOnce(t *testing.T) {
 	g.Eventually(func() int { created, _ := s.counts(); return created }).Should(Equal(2))
 }
 
-func TestRetriesWhileTheServerCannotBeReached(t *testing.T) {
-	g := NewWithT(t)
-	s := &sink{failures: 3, err: errors.New("connection refused")}
-	r := start(t, s)
-	time.Sleep(50 * time.Millisecond)
-	r.Eventf(pod("p"), nil, corev1.EventTypeNormal, "Issued", "Issued", "note")
-	g.Eventually(func() int { created, _ := s.counts(); return created }).Should(Equal(1))
-	_, calls := s.counts()
-	g.Expect(calls).To(Equal(4))
+func TestRetriesWhileTheServerCannotBeReachedOrIsBusy(t *testing.T) {
+	for _, err := range []error{errors.New("connection refused"), apierrors.NewTooManyRequests("busy", 1)} {
+		t.Run(err.Error(), func(t *testing.T) {
+			g := NewWithT(t)
+			s := &sink{failures: 3, err: err}
+			r := start(t, s)
+			time.Sleep(50 * time.Millisecond)
+			r.Eventf(pod("p"), nil, corev1.EventTypeNormal, "Issued", "Issued", "note")
+			g.Eventually(func() int { created, _ := s.counts(); return created }).Should(Equal(1))
+			_, calls := s.counts()
+			g.Expect(calls).To(Equal(4))
+		})
+	}
 }
 
 func TestGivesUpOnAnEventTheServerRefuses(t *testing.T) {
