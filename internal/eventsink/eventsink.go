@@ -25,12 +25,12 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 )
 
-// Tries and RetryAfter are how often and how far apart an Event is sent
+// tries and retryAfter are how often and how far apart an Event is sent
 // again while the API server cannot be reached: as client-go's
 // broadcaster does, 12 times 10 seconds (jittered) apart.
 const (
-	Tries      = 12
-	RetryAfter = 10 * time.Second
+	tries      = 12
+	retryAfter = 10 * time.Second
 )
 
 // Recorder is an events.EventRecorder whose Events are written while its
@@ -49,7 +49,7 @@ func New(sink events.EventSink, scheme *runtime.Scheme, controller string) *Reco
 		EventRecorder: broadcaster.NewRecorder(scheme, controller),
 		broadcaster:   broadcaster,
 		sink:          sink,
-		retryAfter:    RetryAfter,
+		retryAfter:    retryAfter,
 	}
 }
 
@@ -93,7 +93,7 @@ func (r *Recorder) write(ctx context.Context, event *eventsv1.Event) {
 		if err == nil || apierrors.IsAlreadyExists(err) {
 			return
 		}
-		if !transient(err) || try == Tries {
+		if !transient(err) || try == tries {
 			ctrl.LoggerFrom(ctx).WithName("events").Error(err, "Could not record an Event", "reason", event.Reason, "regarding", event.Regarding.Name, "namespace", event.Namespace)
 			return
 		}
