@@ -141,8 +141,9 @@ func (t *TeamTable) publish() {
 	t.publishedAt.Store(t.clock.Now().UnixNano())
 }
 
-// PublishedAt is when the table last took a Team change in (or its initial
-// Teams, once synced); zero before that. Every verification that starts
+// PublishedAt is when the table last took a Team change in, or its initial
+// Teams: they are taken in at the first question after the informer synced
+// (Synced), so it is zero until then. Every verification that starts
 // after it judges creators by the Teams as changed, so it is the instant a
 // Team change, such as an owner's removal, takes effect for every token it
 // concerns.

@@ -142,7 +142,7 @@ const teamsUpdatedName = "tokenwarden_verification_teams_updated_timestamp_secon
 func registerTeamsUpdated(teams *verify.TeamTable) error {
 	gauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: teamsUpdatedName,
-		Help: "When this replica's verification last took a Team change in (Unix seconds); 0 until its Team informer has synced.",
+		Help: "When this replica's verification last took a Team change in (Unix seconds); 0 until it first judged by its Teams, at the first verification or readiness check after its Team informer synced.",
 	}, func() float64 {
 		at := teams.PublishedAt()
 		if at.IsZero() {
